@@ -1,0 +1,16 @@
+/* STUB: fast paths (vnni); always declines. */
+#include "hw_dispatch.h"
+int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
+                    const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
+                    int64_t *acc_out, hw_counters_t *counters)
+{ (void)args; (void)acc; (void)rq; (void)out_dtype; (void)out; (void)acc_out; (void)counters; return 0; }
+int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
+                      const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
+                      int64_t *acc_out, hw_counters_t *counters)
+{ (void)args; (void)acc; (void)rq; (void)out_dtype; (void)out; (void)acc_out; (void)counters; return 0; }
+#include "hw_kernels.h"
+hw_status_t hw_pack_gemm_b(const hw_gemm_args_t *args, const hw_accum_spec_t *acc, void **packed)
+{ (void)args; (void)acc; if (packed) *packed = (void *)0; return HW_OK; }
+hw_status_t hw_pack_conv2d_w(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc, void **packed)
+{ (void)args; (void)acc; if (packed) *packed = (void *)0; return HW_OK; }
+void hw_packed_free(void *packed) { (void)packed; }

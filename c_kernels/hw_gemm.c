@@ -1,0 +1,6 @@
+/* STUB: portable GEMM. */
+#include "hw_kernels.h"
+hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
+                    const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
+                    int64_t *acc_out, hw_counters_t *counters)
+{ (void)args; (void)acc; (void)rq; (void)out_dtype; (void)out; (void)acc_out; (void)counters; return HW_ERR_UNSUPPORTED; }

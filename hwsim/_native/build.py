@@ -35,22 +35,33 @@ def _compile_args() -> tuple[list[str], list[str]]:
     return warn + ["-O3"], []
 
 
-def _sources() -> list[str]:
-    # Relative paths keep the build reproducible from an sdist as well.
-    return sorted(str(p.relative_to(ROOT)) for p in KERNELS.glob("*.c"))
+def _sources(absolute: bool) -> list[str]:
+    # setuptools wants paths relative to the project; a standalone compile
+    # (cffi changes into its output directory) needs absolute ones.
+    paths = sorted(KERNELS.glob("*.c"))
+    return [str(p if absolute else p.relative_to(ROOT)) for p in paths]
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_text())
-_cflags, _ldflags = _compile_args()
-ffibuilder.set_source(
-    "hwsim._native._hwsim_c",
-    '#include "hw_kernels.h"',
-    sources=_sources(),
-    include_dirs=[str(KERNELS.relative_to(ROOT))],
-    extra_compile_args=_cflags,
-    extra_link_args=_ldflags + ["-lpthread"],
-)
+def make_builder(standalone: bool = False) -> FFI:
+    builder = FFI()
+    builder.cdef(_cdef_text())
+    cflags, ldflags = _compile_args()
+    builder.set_source(
+        "hwsim._native._hwsim_c",
+        '#include "hw_kernels.h"',
+        sources=_sources(absolute=standalone),
+        include_dirs=[str(KERNELS if standalone else KERNELS.relative_to(ROOT))],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags + ["-lpthread"],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    # `python hwsim/_native/build.py [OUTDIR]`: compile into OUTDIR (default: the
+    # current directory), e.g. for the sanitizer test run.  Run from the project root.
+    import sys
+
+    make_builder(standalone=True).compile(tmpdir=sys.argv[1] if len(sys.argv) > 1 else ".", verbose=False)

@@ -800,8 +800,20 @@ class TargetProfile:
         return json.loads(self._resolved_json)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.describe(), sort_keys=False, default_flow_style=False, allow_unicode=True,
-                              width=100)
+        """:meth:`describe` as YAML; loading it back gives an equal profile."""
+        return yaml.dump(self.describe(), Dumper=_ProfileDumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+class _ProfileDumper(yaml.SafeDumper):
+    """Writes leaf mappings (operand formats, accumulators) on one line, as the built-in files do."""
+
+    def represent_dict(self, data):
+        leaf = all(not isinstance(v, (dict, list)) and not (isinstance(v, str) and len(v) > 40)
+                   for v in data.values())
+        return self.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=leaf)
+
+
+_ProfileDumper.add_representer(dict, _ProfileDumper.represent_dict)
 
 
 def _profile(res: _Resolved, source: str) -> TargetProfile:

@@ -242,7 +242,8 @@ class _Spec:
 
 
 def _fail(where: _Locate, path: tuple, problem: str) -> TargetError:
-    return TargetError(f"{where(path)}: {_dotted(path)}: {problem}")
+    """``where(path)`` gives "file:line: key.path" of the offending entry."""
+    return TargetError(f"{where(path)}: {problem}")
 
 
 def _dotted(path: tuple) -> str:
@@ -456,7 +457,7 @@ def _parse(text: str, label: str, directory: pathlib.Path | None) -> _Doc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p)
         raise TargetError(f"{label}:{line}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:  # e.g. a reader error (bad bytes): no mark
         raise TargetError(f"{label}:1: YAML error: {exc}") from None
@@ -533,7 +534,15 @@ def _read_builtin(name: str, where: str | None) -> tuple[str, _Doc]:
     return f"builtin:{name}", _parse(resource.read_text(encoding="utf-8"), label, directory)
 
 
-def _read_path(path: pathlib.Path, where: str | None) -> tuple[str, _Doc]:
+def _display(path: pathlib.Path) -> str:
+    """A base file's name in messages: relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(pathlib.Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _read_path(path: pathlib.Path, where: str | None, label: str | None = None) -> tuple[str, _Doc]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -542,7 +551,7 @@ def _read_path(path: pathlib.Path, where: str | None) -> tuple[str, _Doc]:
     except (OSError, UnicodeDecodeError) as exc:
         msg = f"{path}: cannot read ({exc}); expected a UTF-8 YAML file"
         raise TargetError(f"{where}: base: {msg}" if where else msg) from None
-    return str(path.resolve()), _parse(text, str(path), path.resolve().parent)
+    return str(path.resolve()), _parse(text, label or str(path), path.resolve().parent)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,7 +575,7 @@ def _check_header(doc: _Doc) -> None:
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise TargetError(f"{doc.where(('schema_version',))}: schema_version: unsupported version {version!r}; "
                           f"this hwsim reads schema_version {SCHEMA_VERSION}")
-    _PROFILE.check(data, (), doc.where, complete=False)
+    _PROFILE.check(data, (), lambda path: f"{doc.where(path)}: {_dotted(path)}", complete=False)
     for key in ("name", "summary"):
         if key not in data:
             raise TargetError(f"{doc.label}:1: {key}: missing; expected a non-empty string")
@@ -589,7 +598,7 @@ def _resolve(key: str, doc: _Doc, stack: tuple) -> _Resolved:
             if doc.directory is None:
                 raise TargetError(f"{where}: base: {base_name!r}: a built-in profile can only name built-in bases")
             base_path = doc.directory / base_path
-        base_key, base_doc = _read_path(base_path, where)
+        base_key, base_doc = _read_path(base_path, where, _display(base_path))
     else:
         base_key, base_doc = _read_builtin(base_name, where)
     keys = [k for k, _ in stack]
@@ -669,20 +678,25 @@ def _variant_layers(op: str, int16: bool) -> list[tuple]:
 
 def _build_op(res: _Resolved, op: str, int16: bool) -> OpSemantics:
     layers = _variant_layers(op, int16)
-    label = f" (op {op}" + (", 16-bit activations)" if int16 else ")")
+    label = f" (for {op}" + (" with 16-bit activations)" if int16 else ")")
 
-    def where(subpath: tuple) -> str:
+    def source(subpath: tuple) -> tuple[str, tuple]:
+        """(file:line, full key path) of the profile entry that decides ``subpath`` for this variant."""
         for prefix in layers:
             if prefix + subpath in res.origin:
-                return res.origin[prefix + subpath]
-        for prefix in layers:  # fall back to the innermost section that exists
-            for n in range(len(subpath), 0, -1):
+                return res.origin[prefix + subpath], prefix + subpath
+        for n in range(len(subpath) - 1, 0, -1):  # a missing key: the innermost section that exists
+            for prefix in layers:
                 if prefix + subpath[:n] in res.origin:
-                    return res.origin[prefix + subpath[:n]]
-        return res.origin.get(("name",), f"{res.chain[-1]}:1")
+                    return res.origin[prefix + subpath[:n]], prefix + subpath
+        return f"{res.chain[-1]}:1", subpath
+
+    def where(subpath: tuple) -> str:
+        location, full = source(subpath)
+        return f"{location}: {_dotted(full)}{label}"
 
     def fail(subpath: tuple, problem: str) -> TargetError:
-        return TargetError(f"{where(subpath)}: {_dotted(subpath)}: {problem}{label}")
+        return TargetError(f"{where(subpath)}: {problem}")
 
     sections = {}
     for name in ("operands", "mac", "requantize"):
@@ -691,10 +705,7 @@ def _build_op(res: _Resolved, op: str, int16: bool) -> OpSemantics:
         sections[name] = _merged(parts)
     operands, mac, req = sections["operands"], sections["mac"], sections["requantize"]
     for name, spec in (("operands", _OPERANDS), ("mac", _MAC), ("requantize", _REQUANTIZE)):
-        try:
-            spec.check(sections[name], (name,), where, complete=True)
-        except TargetError as exc:
-            raise TargetError(f"{exc}{label}") from None
+        spec.check(sections[name], (name,), where, complete=True)
 
     fmts = {}
     for role in ("input", "weights", "bias", "output"):
@@ -817,8 +828,7 @@ _ProfileDumper.add_representer(dict, _ProfileDumper.represent_dict)
 
 
 def _profile(res: _Resolved, source: str) -> TargetProfile:
-    where = lambda path: _where_origin(res, path)  # noqa: E731
-    _PROFILE.check(res.data, (), where, complete=True)
+    _PROFILE.check(res.data, (), lambda path: f"{_where_origin(res, path)}: {_dotted(path)}", complete=True)
     if "group_accumulator" not in res.data["mac"]:
         res.data["mac"]["group_accumulator"] = dict(_EXACT_GROUP)
     table: dict = {}

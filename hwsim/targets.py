@@ -258,7 +258,7 @@ def _type_name(value: Any) -> str:
 
 
 class _Str(_Spec):
-    expected = "a string"
+    expected = "a non-empty string"
 
     def check(self, value, path, where, complete):
         if not isinstance(value, str) or not value.strip():
@@ -458,7 +458,8 @@ def _parse(text: str, label: str, directory: pathlib.Path | None) -> _Doc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = "; ".join(p for p in (exc.context, exc.problem) if p)
-        raise TargetError(f"{label}:{line}: YAML syntax error: {problem}") from None
+        kind = "unsupported YAML" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise TargetError(f"{label}:{line}: {kind}: {problem}") from None
     except yaml.YAMLError as exc:  # e.g. a reader error (bad bytes): no mark
         raise TargetError(f"{label}:1: YAML error: {exc}") from None
     finally:

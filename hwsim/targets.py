@@ -452,7 +452,7 @@ def _parse(text: str, label: str, directory: pathlib.Path | None) -> _Doc:
         if not isinstance(node, yaml.MappingNode):
             raise TargetError(f"{label}:{node.start_mark.line + 1}: (document): got a "
                               f"{_node_kind(node)}; expected a mapping (a target profile)")
-        _check_keys(node, (), label)
+        _check_keys(node, (), label, set())
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -465,7 +465,7 @@ def _parse(text: str, label: str, directory: pathlib.Path | None) -> _Doc:
     finally:
         loader.dispose()
     lines: dict = {}
-    _record_lines(node, (), lines)
+    _record_lines(node, (), lines, set())
     return _Doc(label, data, lines, directory)
 
 
@@ -475,12 +475,15 @@ def _node_kind(node) -> str:
     return f"scalar {node.value!r}"
 
 
-def _check_keys(node, path: tuple, label: str) -> None:
+def _check_keys(node, path: tuple, label: str, visited: set) -> None:
+    """Keys must be strings and unique.  Each collection node is visited once: aliases may
+    share nodes (and even form cycles), which must neither recurse forever nor blow up."""
+    if not isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) or id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _check_keys(item, path + (i,), label)
-        return
-    if not isinstance(node, yaml.MappingNode):
+            _check_keys(item, path + (i,), label, visited)
         return
     seen: dict = {}
     for key_node, value_node in node.value:
@@ -496,15 +499,18 @@ def _check_keys(node, path: tuple, label: str) -> None:
             raise TargetError(f"{label}:{line}: {_dotted(path + (key,))}: duplicate key "
                               f"(first on line {seen[key]}); expected each key once")
         seen[key] = line
-        _check_keys(value_node, path + (key,), label)
+        _check_keys(value_node, path + (key,), label, visited)
 
 
-def _record_lines(node, path: tuple, out: dict) -> None:
-    if isinstance(node, yaml.MappingNode):
+def _record_lines(node, path: tuple, out: dict, visited: set) -> None:
+    """Line of every key; a node shared through an alias is walked once (messages about keys
+    below its second use point at the nearest key above them)."""
+    if isinstance(node, yaml.MappingNode) and id(node) not in visited:
+        visited.add(id(node))
         for key_node, value_node in node.value:
             key = path + (key_node.value,)
             out.setdefault(key, key_node.start_mark.line + 1)
-            _record_lines(value_node, key, out)
+            _record_lines(value_node, key, out, visited)
 
 
 # --------------------------------------------------------------------------------------------------

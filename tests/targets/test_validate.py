@@ -234,3 +234,15 @@ def test_builtin_base_path_outside_builtins_is_resolved_relative_to_the_file(tmp
     write(tmp_path, GOOD, "good.yaml")
     top = write(tmp_path, "schema_version: 1\nname: top\nsummary: s\nbase: ./good.yaml\n", "top.yaml")
     assert load_target(top).semantics == load_target(tmp_path / "good.yaml").semantics
+
+
+@pytest.mark.parametrize("extra,key", [
+    ("loop: &loop [*loop]\n", "loop"),
+    ("operands2: &m {self: *m}\n", "operands2"),
+    ("bomb: &b0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+     + "".join(f"b{i}: &b{i} [*b{i - 1}, *b{i - 1}, *b{i - 1}, *b{i - 1}, *b{i - 1}, *b{i - 1}, *b{i - 1}, "
+               f"*b{i - 1}, *b{i - 1}, *b{i - 1}]\n" for i in range(1, 9)), "bomb"),
+])
+def test_recursive_and_exploding_aliases_are_plain_errors(tmp_path, extra, key):
+    msg = error_of(write(tmp_path, GOOD + extra))
+    assert "unknown key" in msg and f": {key}:" in msg

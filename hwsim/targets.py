@@ -577,7 +577,7 @@ def _check_header(doc: _Doc) -> None:
     data = doc.data
     if "schema_version" not in data:
         raise TargetError(f"{doc.label}:1: schema_version: missing; expected schema_version: {SCHEMA_VERSION} "
-                          f"as the first key of a target profile")
+                          f"in every target profile file")
     version = data["schema_version"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise TargetError(f"{doc.where(('schema_version',))}: schema_version: unsupported version {version!r}; "
@@ -707,8 +707,8 @@ def _build_op(res: _Resolved, op: str, int16: bool) -> OpSemantics:
 
     sections = {}
     for name in ("operands", "mac", "requantize"):
-        parts = [res.data.get(name, {})]
-        parts += [res.data.get("ops", {}).get(key, {}).get(name, {}) for key in ([op, INT16_VARIANT] if int16 else [op])]
+        overrides = [op, INT16_VARIANT] if int16 else [op]
+        parts = [res.data.get(name, {})] + [res.data.get("ops", {}).get(key, {}).get(name, {}) for key in overrides]
         sections[name] = _merged(parts)
     operands, mac, req = sections["operands"], sections["mac"], sections["requantize"]
     for name, spec in (("operands", _OPERANDS), ("mac", _MAC), ("requantize", _REQUANTIZE)):
@@ -733,8 +733,8 @@ def _build_op(res: _Resolved, op: str, int16: bool) -> OpSemantics:
         if scheme is RequantScheme.SHIFT_ONLY:
             for role in ("input", "weights", "output"):
                 if fmts[role].scale is not ScaleConstraint.POWER_OF_TWO:
-                    raise fail(subpath + ("scheme",), f"shift_only needs power-of-two scales, but operands.{role}.scale "
-                               f"is {fmts[role].scale.value}; expected scale: power_of_two")
+                    raise fail(subpath + ("scheme",), f"shift_only needs power-of-two scales, but "
+                               f"operands.{role}.scale is {fmts[role].scale.value}; expected scale: power_of_two")
         return RequantSpec(scheme=scheme, rounding=rounding)
 
     requant = requant_spec(req, ("requantize",))

@@ -274,7 +274,8 @@ def test_headroom_matches_brute_force(k, x, w, group, group_bits, group_overflow
         assert h.acc_min <= bf["acc_min"] and bf["acc_max"] <= h.acc_max
 
 
-@pytest.mark.parametrize("group,group_bits,mode", [(2, 5, Overflow.WRAP), (4, 6, Overflow.SATURATE), (1, 64, Overflow.WRAP)])
+@pytest.mark.parametrize("group,group_bits,mode", [(2, 5, Overflow.WRAP), (4, 6, Overflow.SATURATE),
+                                                   (1, 64, Overflow.WRAP)])
 def test_max_safe_k_matches_brute_force(group, group_bits, mode):
     acc = AccumSpec(group=group, group_bits=group_bits, group_overflow=mode, acc_bits=8)
     xs, ws = (-3, 3), (-4, 2)

@@ -46,6 +46,10 @@ Schema, version 1
       int16_activations: {...}         # the 16x8 variant, applied on top of the op's own override
 
 Op keys are ``conv2d``, ``depthwise_conv2d``, ``fully_connected``, ``matmul``.
+``profile.for_op(op, activation_bits)`` merges, key by key: the top-level
+``operands``/``mac``/``requantize``, then ``ops.<op>``, then (for 16-bit
+activations only) ``ops.int16_activations``, which must make the input 16 bits
+wide.  Every combination is built and checked when the profile is loaded.
 
 Inheritance: the file named by ``base`` is resolved first (recursively; a
 cycle is an error); then this file's sections are deep-merged over it (a

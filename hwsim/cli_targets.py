@@ -6,7 +6,7 @@ import pathlib
 import sys
 
 from hwsim.cli import UsageError
-from hwsim.targets import TargetError, list_targets, load_target
+from hwsim.targets import OP_TYPES, TargetError, list_targets, load_target, to_yaml
 
 
 def register(sub) -> None:
@@ -20,6 +20,9 @@ def register(sub) -> None:
 
     p = actions.add_parser("show", help="a profile fully resolved (bases merged), as YAML")
     p.add_argument("target", metavar="NAME|FILE", help="a built-in name or a profile file")
+    p.add_argument("--op", choices=OP_TYPES, help="print what this op type computes instead (overrides applied)")
+    p.add_argument("--activation-bits", type=int, metavar="N",
+                   help="with --op: the activation width (default: the profile's default, e.g. 8; 16 for 16x8)")
     p.set_defaults(func=_show)
 
     p = actions.add_parser("validate", help="check a profile file; exit 0 and print 'ok', or exit 2 with the cause")
@@ -44,6 +47,16 @@ def _list(args) -> int:
 
 def _show(args) -> int:
     profile = _load(args.target)
+    if args.activation_bits is not None and args.op is None:
+        raise UsageError("--activation-bits needs --op")
+    if args.op is not None:
+        try:
+            semantics = profile.for_op(args.op, args.activation_bits)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        header = f"# {profile.name}: {args.op} with {semantics.activation_bits}-bit activations\n"
+        sys.stdout.write(header + to_yaml(semantics.describe()))
+        return 0
     chain = " <- ".join(profile.bases[::-1])
     header = f"# {profile.source}" + (f", on top of {chain}" if chain else "") + " (fully resolved)\n"
     sys.stdout.write(header + profile.to_yaml())

@@ -133,7 +133,10 @@ def headroom(k: int, x_fmt: Operand, w_fmt: Operand, accum: AccumSpec, bias_max:
     accum
         The MAC description: group size and width, accumulator width, bias placement.
     bias_max
-        Largest |bias|, including any zero-point term folded into it.
+        Largest |bias|, including any zero-point term folded into it: with
+        ``input_zero_point: folded_into_bias`` pass the raw input range as
+        ``x_fmt`` and add ``|zx| * k * max|w|`` here (a bound: the folded term
+        and the products share the weights).
 
     Returns
     -------

@@ -230,6 +230,35 @@ class OpSemantics:
             return self.requant_tail.requant
         return self.requant
 
+    def describe(self) -> dict:
+        """These semantics as plain data, in the profile's own vocabulary (for ``hwsim targets show --op``)."""
+        def operand(f: OperandFormat) -> dict:
+            gran = f.granularity.value + (f":{f.group_size}" if f.group_size is not None else "")
+            return {"bits": f.bits, "signed": f.signed, "symmetric": f.symmetric, "range": f.value_range.value,
+                    "granularity": gran, "scale": f.scale.value}
+
+        a = self.accum
+        requantize = {"scheme": self.requant.scheme.value, "rounding": self.requant.rounding.value}
+        if self.requant_tail is not None:
+            requantize["tail"] = {"multiple": self.requant_tail.multiple,
+                                  "scheme": self.requant_tail.requant.scheme.value,
+                                  "rounding": self.requant_tail.requant.rounding.value}
+        return {
+            "op": self.op,
+            "activation_bits": self.activation_bits,
+            "operands": {role: operand(getattr(self, role)) for role in ("input", "weights", "bias", "output")},
+            "mac": {
+                "group": a.group,
+                "group_accumulator": {"bits": a.group_bits, "overflow": a.group_overflow.value},
+                "accumulator": {"bits": a.acc_bits, "overflow": a.acc_overflow.value},
+                "input_zero_point": a.input_zero_point.value,
+                "bias": "first" if a.bias_first else "last",
+            },
+            "requantize": requantize,
+            "output": {"overflow": self.output_overflow.value},
+            "quantize": {"rounding": self.quantize_rounding.value},
+        }
+
 
 # --------------------------------------------------------------------------------------------------
 # Schema description (one loader per schema_version; there is one version so far)
@@ -823,7 +852,12 @@ class TargetProfile:
 
     def to_yaml(self) -> str:
         """:meth:`describe` as YAML; loading it back gives an equal profile."""
-        return yaml.dump(self.describe(), Dumper=_ProfileDumper, sort_keys=False, allow_unicode=True, width=120)
+        return to_yaml(self.describe())
+
+
+def to_yaml(data: dict) -> str:
+    """Profile-shaped data as YAML, leaf mappings on one line as in the built-in files."""
+    return yaml.dump(data, Dumper=_ProfileDumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 class _ProfileDumper(yaml.SafeDumper):

@@ -115,3 +115,32 @@ def test_no_traceback_from_the_real_command(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "mac.accumulator.bits: 128 is out of range" in proc.stderr
+
+
+def test_show_op_prints_the_resolved_semantics(capsys):
+    code, out, err = run(capsys, "targets", "show", "arm-neon-sdot", "--op", "depthwise_conv2d")
+    assert code == 0 and err == ""
+    data = yaml.safe_load(out)
+    assert (data["op"], data["activation_bits"]) == ("depthwise_conv2d", 8)
+    # SEMANTICS 10.3: srdhm_half_up below 8 * floor(C / 8), double rounding for the rest
+    assert data["requantize"] == {"scheme": "srdhm_half_up", "rounding": "half_up",
+                                  "tail": {"multiple": 8, "scheme": "double_rounding", "rounding": "half_away"}}
+    assert data["operands"]["weights"]["range"] == "restricted"
+
+
+def test_show_op_16x8(capsys):
+    code, out, _ = run(capsys, "targets", "show", "tflite-reference", "--op", "fully_connected",
+                       "--activation-bits", "16")
+    data = yaml.safe_load(out)
+    assert code == 0
+    assert data["mac"]["accumulator"] == {"bits": 64, "overflow": "wrap"}
+    assert data["requantize"] == {"scheme": "int64_reduced", "rounding": "half_up"}
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["npu-acc16", "--op", "conv2d", "--activation-bits", "16"], "no 16-bit activations"),
+    (["npu-acc16", "--activation-bits", "16"], "--activation-bits needs --op"),
+])
+def test_show_op_errors(capsys, argv, fragment):
+    code, out, err = run(capsys, "targets", "show", *argv)
+    assert code == 2 and out == "" and fragment in err

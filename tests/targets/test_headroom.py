@@ -286,3 +286,14 @@ def test_max_safe_k_matches_brute_force(group, group_bits, mode):
             break
         expected = k
     assert max_safe_k(xs, ws, acc, bias_max=5) == expected
+
+
+def test_docstring_examples():
+    import doctest
+
+    import hwsim.headroom
+    import hwsim.targets
+
+    for module in (hwsim.headroom, hwsim.targets):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

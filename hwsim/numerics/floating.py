@@ -199,10 +199,10 @@ def cast(x, fmt, overflow: Overflow | str | None = None) -> np.ndarray:
         if overflow is not Overflow.SATURATE:
             raise ValueError(f"overflow: floating-point formats cannot wrap; use None (the format's rule) or 'saturate'")
         x = np.clip(x, -fmt.max, fmt.max)
-    if fmt.name == "fp32":
-        with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf / NaN is the format's rule, not an accident
+        if fmt.name == "fp32":
             return x.astype(np.float32)
-    return _to_float32_round_to_odd(x).astype(fmt.dtype)
+        return _to_float32_round_to_odd(x).astype(fmt.dtype)
 
 
 def represent(x, fmt, overflow: Overflow | str | None = None) -> np.ndarray:

@@ -187,7 +187,7 @@ def cast(x, fmt, overflow: Overflow | str | None = None) -> np.ndarray:
     Examples
     --------
     >>> cast([7.625, 465.0], "e4m3").astype(float)
-    array([ 8., nan])
+    array([7.5, nan])
     """
     fmt = float_format(fmt)
     x = _as_float64(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 from fractions import Fraction
 
@@ -321,3 +322,8 @@ def test_stochastic_rounding_is_seeded_and_unbiased():
 def test_round_to_integer_matches_oracle(xs, mode):
     got = fixed.round_to_integer(np.array(xs), mode)
     assert [int(v) for v in got] == [oracle_round(Fraction(x), mode) for x in xs]
+
+
+def test_docstring_examples():
+    result = doctest.testmod(fixed)
+    assert result.attempted > 0 and result.failed == 0

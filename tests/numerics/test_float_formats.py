@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 from fractions import Fraction
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hwsim.numerics import floating
+from hwsim.numerics import floating, formats
 from hwsim.numerics.floating import float_format
 
 # The formats' parameters written out by hand: (exponent bits, mantissa bits, has inf).
@@ -265,3 +266,37 @@ def test_float32_inputs_give_ml_dtypes_own_cast(name):
     with np.errstate(invalid="ignore"):
         same = (got == want) | (np.isnan(x) & np.isnan(floating.from_bits(got, name).astype(np.float64)))
     assert same.all(), x[~same][:5]
+
+
+@pytest.mark.parametrize("module", [floating, formats])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- formats.py: names and exact text
+
+
+def test_parse_format_dispatches_on_the_name():
+    from hwsim.numerics.fixed import FixedFormat
+
+    assert formats.parse_format("q3.4") == FixedFormat(3, 4, True)
+    assert formats.parse_format("UQ0.8") == FixedFormat(0, 8, False)
+    assert formats.parse_format("bfloat16") is float_format("bf16")
+    with pytest.raises(ValueError, match="unknown format 'int8'"):
+        formats.parse_format("int8")
+
+
+def test_exact_text_forms():
+    # 7.625 = 4 + 2 + 1 + 1/2 + 1/8; -0.375 = -(1/4 + 1/8) = -1.1b x 2^-2; 2^-24 = 5^24 / 10^24.
+    assert formats.binary_string(Fraction(61, 8)) == "111.101"
+    assert formats.binary_string(Fraction(-3, 8)) == "-0.011"
+    assert formats.binary_string(Fraction(8)) == "1000"
+    assert formats.binary_string(Fraction(1, 2**100)) is None
+    assert formats.normalised(Fraction(-3, 8)) == ("-1.1", -2)
+    assert formats.normalised(Fraction(8)) == ("1", 3)
+    assert formats.exact_decimal(Fraction(1, 2**24)) == "0.000000059604644775390625"
+    assert formats.exact_decimal(Fraction(-1023, 4)) == "-255.75"
+    assert formats.exact_decimal(Fraction(1, 2**200)) is None
+    with pytest.raises(ValueError, match="finite binary expansion"):
+        formats.exact_decimal(Fraction(1, 3))

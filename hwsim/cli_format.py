@@ -136,6 +136,8 @@ def _error_lines(x: float, represented: Fraction | None) -> list[tuple[str, str]
     err = represented - Fraction(x)
     if err == 0:
         return [("error", "0 (exact)")]
+    if x == 0:
+        return [("error", _dec(err))]
     rel = abs(err) / abs(Fraction(x))
     return [("error", f"{_dec(err)}   (relative {float(rel):.3e})")]
 
@@ -208,7 +210,12 @@ def _describe_float(text: str, x: float, fmt: FloatFormat, overflow) -> list[tup
         lines += _error_lines(x, rep)
     else:
         lines.append(("represented", str(y).replace("nan", "NaN")))
-        lines += _error_lines(x, None) if math.isfinite(x) or math.isnan(x) or math.isnan(y) else [("error", "0")]
+        if math.isnan(x) or math.isnan(y):
+            lines.append(("error", "undefined (NaN)"))
+        elif math.isinf(x):
+            lines.append(("error", "0 (infinity is represented)"))
+        else:
+            lines.append(("error", "infinite (overflow to inf)"))
     lines.append(("range", f"max {_dec(Fraction(fmt.max))} = {normalised(Fraction(fmt.max))[0]} x 2^{fmt.max_exponent}"))
     lines.append(("", f"min normal {_pow2(fmt.min_exponent)}"))
     lines.append(("", f"min subnormal {_pow2(fmt.min_exponent - fmt.man_bits)}"))

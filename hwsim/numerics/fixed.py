@@ -233,7 +233,8 @@ def round_to_integer(s, rounding=Rounding.HALF_EVEN, rng: np.random.Generator | 
         elif rounding is Rounding.HALF_DOWN:
             tie_up = np.zeros_like(tie)
         elif rounding is Rounding.HALF_EVEN:
-            tie_up = tie & (np.fmod(f, 2.0) != 0.0)
+            with np.errstate(invalid="ignore"):  # fmod(inf, 2) is NaN; inf is never a tie
+                tie_up = tie & (np.fmod(f, 2.0) != 0.0)
         elif rounding is Rounding.HALF_AWAY:
             tie_up = tie & (s > 0)
         else:  # HALF_ZERO

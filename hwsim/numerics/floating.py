@@ -44,6 +44,7 @@ __all__ = [
     "decompose",
     "FloatFields",
     "classify",
+    "CLASSES",
 ]
 
 

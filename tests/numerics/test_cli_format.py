@@ -102,6 +102,10 @@ def test_subnormal_and_overflow_in_float_formats(capsys):
     assert status == 0 and field(out, "class") == "nan" and field(out, "represented") == "NaN"
     status, out, _ = run(capsys, "465", "--as", "e4m3", "--overflow", "saturate")
     assert status == 0 and field(out, "represented").startswith("448 ")
+    status, out, _ = run(capsys, "1e6", "--as", "fp16")
+    assert status == 0 and field(out, "represented") == "inf" and field(out, "error") == "infinite (overflow to inf)"
+    status, out, _ = run(capsys, "inf", "--as", "q3.4")
+    assert status == 0 and field(out, "stored integer").startswith("127   (saturated")
 
 
 def test_input_that_float64_cannot_hold_is_flagged(capsys):

@@ -206,10 +206,12 @@ def round_to_integer(s, rounding=Rounding.HALF_EVEN, rng: np.random.Generator | 
 
     Notes
     -----
-    ``f = floor(s)`` and ``d = s - f`` are both exact in float64 (``d`` lies in
-    [0, 1) and is representable because ``s`` and ``f`` share their binade or ``f``
-    is smaller), so comparing ``d`` with 0.5 decides ties exactly.  Adding 1 to
-    ``f`` is exact because a non-zero ``d`` implies ``|s| < 2**52``.
+    The nearest and stochastic modes work on the magnitude: ``a = |s|``,
+    ``fa = floor(a)`` and ``r = a - fa`` are exact in float64 (``r`` is the
+    low bits of ``a``), so comparing ``r`` with 0.5 decides ties exactly.  (The
+    signed ``s - floor(s)`` is *not* always exact: for s = -0.49999999999999994 it
+    is 0.5 + 2**-54, which float64 rounds to a false tie.)  Adding 1 to ``fa`` is
+    exact because a non-zero ``r`` implies ``a < 2**52``.
     """
     rounding = _as_rounding(rounding)
     s = np.asarray(s, dtype=np.float64)
@@ -219,28 +221,33 @@ def round_to_integer(s, rounding=Rounding.HALF_EVEN, rng: np.random.Generator | 
         return np.ceil(s)
     if rounding is Rounding.TRUNC:
         return np.trunc(s)
-    f = np.floor(s)
-    with np.errstate(invalid="ignore"):
-        d = s - f
+    neg = s < 0
+    a = np.abs(s)
+    fa = np.floor(a)
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN; inf never rounds up
+        r = a - fa
     if rounding is Rounding.STOCHASTIC:
         if not isinstance(rng, np.random.Generator):
             raise ValueError("rng: stochastic rounding needs a numpy.random.Generator (seed it for reproducible bits)")
-        up = rng.random(s.shape) < d
+        # Away from zero with probability r: for s >= 0 that is "up with probability s - floor(s)", and for s < 0
+        # "down with probability r", i.e. up with probability 1 - r = s - floor(s) as well.
+        away = rng.random(s.shape) < r
     else:
-        tie = d == 0.5
-        if rounding is Rounding.HALF_UP:
-            tie_up = tie
-        elif rounding is Rounding.HALF_DOWN:
-            tie_up = np.zeros_like(tie)
+        tie = r == 0.5
+        if rounding is Rounding.HALF_UP:        # ties toward +inf: away from zero for positive values
+            tie_away = tie & ~neg
+        elif rounding is Rounding.HALF_DOWN:    # ties toward -inf: away from zero for negative values
+            tie_away = tie & neg
         elif rounding is Rounding.HALF_EVEN:
             with np.errstate(invalid="ignore"):  # fmod(inf, 2) is NaN; inf is never a tie
-                tie_up = tie & (np.fmod(f, 2.0) != 0.0)
+                tie_away = tie & (np.fmod(fa, 2.0) != 0.0)
         elif rounding is Rounding.HALF_AWAY:
-            tie_up = tie & (s > 0)
+            tie_away = tie
         else:  # HALF_ZERO
-            tie_up = tie & (s < 0)
-        up = (d > 0.5) | tie_up
-    return np.where(up, f + 1.0, f)
+            tie_away = np.zeros_like(tie)
+        away = (r > 0.5) | tie_away
+    magnitude = np.where(away, fa + 1.0, fa)
+    return np.where(neg, -magnitude, magnitude)
 
 
 def _float_int_to_uint64(v: np.ndarray) -> np.ndarray:

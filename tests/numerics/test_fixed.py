@@ -327,3 +327,16 @@ def test_round_to_integer_matches_oracle(xs, mode):
 def test_docstring_examples():
     result = doctest.testmod(fixed)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_round_to_integer_near_negative_ties():
+    # Ties (k + 1/2) * 2**j and their float64 neighbours.  Regression: -0.49999999999999994 - floor(...) is
+    # 0.5 + 2**-54 exactly, which float64 arithmetic rounds to a false tie 0.5.
+    xs = []
+    for j in (-60, -1, 0, 5, 50):
+        for k in range(-9, 9):
+            tie = (k + 0.5) * 2.0**j
+            xs += [tie, float(np.nextafter(tie, np.inf)), float(np.nextafter(tie, -np.inf))]
+    for mode in DETERMINISTIC:
+        got = fixed.round_to_integer(np.array(xs), mode)
+        assert [int(v) for v in got] == [oracle_round(Fraction(x), mode) for x in xs], mode

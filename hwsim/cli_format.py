@@ -17,10 +17,11 @@ import numpy as np
 from rich.console import Console
 from rich.text import Text
 
+from hwsim.cli import UsageError
 from hwsim.numerics import fixed, floating
 from hwsim.numerics.fixed import FixedFormat
 from hwsim.numerics.floating import FloatFormat
-from hwsim.numerics.formats import binary_string, exact_decimal, format_names, normalised, parse_format
+from hwsim.numerics.formats import binary_string, exact_decimal, normalised, parse_format
 from hwsim.types import Overflow, Rounding
 
 _LABEL_WIDTH = 15
@@ -51,30 +52,28 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from hwsim.cli import UsageError
-
-    value = _parse_value(args.value, UsageError)
+    value = _parse_value(args.value)
     try:
         fmt = parse_format(args.fmt)
     except ValueError as exc:
         raise UsageError(f"--as: {exc}") from None
-    rounding = _parse_choice(args.rounding, Rounding, "--rounding", UsageError)
-    overflow = _parse_choice(args.overflow, Overflow, "--overflow", UsageError)
+    rounding = _parse_choice(args.rounding, Rounding, "--rounding")
+    overflow = _parse_choice(args.overflow, Overflow, "--overflow")
     if isinstance(fmt, FixedFormat):
         lines = _describe_fixed(args.value, value, fmt, rounding or Rounding.HALF_EVEN,
-                                overflow or Overflow.SATURATE, args.seed, UsageError)
+                                overflow or Overflow.SATURATE, args.seed)
     else:
         if rounding not in (None, Rounding.HALF_EVEN):
             raise UsageError(f"--rounding: {fmt.name} rounds to nearest, ties to even (the IEEE default); "
                              f"--rounding {rounding.value} applies to fixed-point formats only")
         if overflow is Overflow.WRAP:
-            raise UsageError(f"--overflow: floating-point formats cannot wrap; use saturate or leave it out")
+            raise UsageError("--overflow: floating-point formats cannot wrap; use saturate or leave it out")
         lines = _describe_float(args.value, value, fmt, overflow)
     _print(lines)
     return 0
 
 
-def _parse_value(text: str, error) -> float:
+def _parse_value(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -84,17 +83,17 @@ def _parse_value(text: str, error) -> float:
             return float.fromhex(text)
     except (ValueError, OverflowError):
         pass
-    raise error(f"VALUE: {text!r} is not a number (expected e.g. 7.625, -0.1, 1e-3, 0x1.8p3, inf, nan)") from None
+    raise UsageError(f"VALUE: {text!r} is not a number (expected e.g. 7.625, -0.1, 1e-3, 0x1.8p3, inf, nan)") from None
 
 
-def _parse_choice(text, enum_type, option: str, error):
+def _parse_choice(text, enum_type, option: str):
     if text is None:
         return None
     try:
         return enum_type(text.strip().lower())
     except ValueError:
         names = ", ".join(m.value for m in enum_type)
-        raise error(f"{option}: expected one of {names}, got {text!r}") from None
+        raise UsageError(f"{option}: expected one of {names}, got {text!r}") from None
 
 
 # --------------------------------------------------------------------------------------------- text pieces
@@ -225,12 +224,12 @@ def _describe_float(text: str, x: float, fmt: FloatFormat, overflow) -> list[tup
 # --------------------------------------------------------------------------------------------- fixed
 
 
-def _describe_fixed(text: str, x: float, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, seed: int,
-                    error) -> list[tuple[str, str]]:
+def _describe_fixed(text: str, x: float, fmt: FixedFormat, rounding: Rounding, overflow: Overflow,
+                    seed: int) -> list[tuple[str, str]]:
     if math.isnan(x):
-        raise error("VALUE: NaN has no fixed-point encoding")
+        raise UsageError("VALUE: NaN has no fixed-point encoding")
     if math.isinf(x) and overflow is Overflow.WRAP:
-        raise error("VALUE: infinity cannot be wrapped into a fixed-point format (use --overflow saturate)")
+        raise UsageError("VALUE: infinity cannot be wrapped into a fixed-point format (use --overflow saturate)")
     codes, flags = fixed.encode_with_flags(np.array([x]), fmt, rounding, overflow, np.random.default_rng(seed))
     code, rounded_fits = int(codes[0]), not bool(flags[0])
     pattern = int(fixed.bit_pattern(np.array([code], dtype=fmt.code_dtype), fmt)[0])
@@ -279,4 +278,4 @@ def _print(lines: list[tuple[str, str]]) -> None:
         console.print(Text.assemble((f"{label:<{_LABEL_WIDTH}}", "bold cyan"), value))
 
 
-__all__ = ["register", "run", "format_names"]
+__all__ = ["register", "run"]

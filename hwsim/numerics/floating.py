@@ -198,7 +198,7 @@ def cast(x, fmt, overflow: Overflow | str | None = None) -> np.ndarray:
         except ValueError:
             raise ValueError(f"overflow: expected None or 'saturate', got {overflow!r}") from None
         if overflow is not Overflow.SATURATE:
-            raise ValueError(f"overflow: floating-point formats cannot wrap; use None (the format's rule) or 'saturate'")
+            raise ValueError("overflow: floating-point formats cannot wrap; use None (the format's rule) or 'saturate'")
         x = np.clip(x, -fmt.max, fmt.max)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf / NaN is the format's rule, not an accident
         if fmt.name == "fp32":

@@ -82,6 +82,11 @@ static hw_status_t gemm_check(const hw_gemm_args_t *g, const hw_accum_spec_t *ac
     if (g->a_zero_point < lo || g->a_zero_point > hi) return HW_ERR_ARG;
     if (!hw_operand_range(g->b_dtype, &lo, &hi)) return HW_ERR_ARG;
     if (g->b_zp_per_channel != 0 && g->b_zp_per_channel != 1) return HW_ERR_ARG;
+    if (g->b_zero_point) {
+        int64_t nz = g->b_zp_per_channel ? g->N : 1;
+        for (int64_t i = 0; i < nz; i++)
+            if (g->b_zero_point[i] < lo || g->b_zero_point[i] > hi) return HW_ERR_ARG;
+    }
     if (g->n_threads < 1) return HW_ERR_ARG;
     return HW_OK;
 }
@@ -94,14 +99,6 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (st != HW_OK) return st;
     st = hw_output_args_check(rq, out_dtype, out, args->N);
     if (st != HW_OK) return st;
-    /* zero points are range-checked by hw_weights_prepare, before any fast path */
-    {
-        int32_t lo, hi;
-        hw_operand_range(args->b_dtype, &lo, &hi);
-        int64_t nz = args->b_zero_point ? (args->b_zp_per_channel ? args->N : 1) : 0;
-        for (int64_t i = 0; i < nz; i++)
-            if (args->b_zero_point[i] < lo || args->b_zero_point[i] > hi) return HW_ERR_ARG;
-    }
     if (hw_gemm_fast(args, acc, rq, out_dtype, out, acc_out, counters)) return HW_OK;
 
     const int64_t M = args->M, N = args->N, K = args->K;

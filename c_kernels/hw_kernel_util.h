@@ -8,28 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw_types.h"
-/* TEMPORARY until the `prims` branch (hw_requantize.h) is merged: without it
- * every call that asks for requantisation reports HW_ERR_UNSUPPORTED. */
-#if defined(__has_include)
-#if __has_include("hw_requantize.h")
 #include "hw_requantize.h"
-#define HW_HAVE_REQUANTIZE 1
-#endif
-#endif
-#ifndef HW_HAVE_REQUANTIZE
-static inline hw_status_t hw_requant_spec_check(const hw_requant_spec_t *spec)
-{
-    (void)spec;
-    return HW_ERR_UNSUPPORTED;
-}
-static inline int64_t hw_requantize_one_at(int64_t acc, int32_t channel, uint64_t index,
-                                           const hw_requant_spec_t *spec, int *changed)
-{
-    (void)acc; (void)channel; (void)index; (void)spec;
-    *changed = 0;
-    return 0;
-}
-#endif
 
 /* a * b into *out when both are >= 0 and the product fits int64 (and size_t
  * for allocations); 0 otherwise. */

@@ -222,3 +222,14 @@ def test_overflow_exactly_at_the_width(bits, v, overflow, stage, bias_first):
     acc, cnt = _gemm1([v, v], [v, w2], spec, a_dtype=np.int16, b_dtype=np.int16)
     assert acc == top - abs(v)
     assert cnt.acc_events.tolist() == [0] and cnt.group_events.tolist() == [0]
+
+
+def test_int16_operands_beyond_int32_sum():
+    # 32767^2 = 1073676289; four of them = 4294705156 > 2^31: exact in a 64-bit accumulator,
+    # 4294705156 - 2^32 = -262140 in a 32-bit wrapping one (the sum passes 2^31 at the second product).
+    a, b = [32767, -32767, 32767, -32767], [32767, -32767, 32767, -32767]
+    acc, cnt = _gemm1(a, b, AccumSpec(acc_bits=64), a_dtype=np.int16, b_dtype=np.int16)
+    assert acc == 4294705156
+    acc, cnt = _gemm1(a, b, AccumSpec(acc_bits=32), a_dtype=np.int16, b_dtype=np.int16)
+    assert acc == -262140
+    assert cnt.acc_events.tolist() == [1]   # only the step from 2147352578 to 3221028867 wraps

@@ -8,7 +8,11 @@ import pytest
 from kernel_cases import FOLDED, SAT, WRAP, edge_array
 
 from hwsim import kernels
-from hwsim.types import AccumSpec
+from hwsim.kernels import RequantParams
+from hwsim.types import AccumSpec, RequantScheme, Rounding
+
+#: stochastic rounding draws per element index, so it also checks that every thread uses the flat position
+REQUANT = RequantParams(scheme=RequantScheme.FLOAT32, scale=0.01, rounding=Rounding.STOCHASTIC, seed=3)
 
 SPECS = [
     AccumSpec(),
@@ -37,7 +41,7 @@ def test_gemm_same_bytes_for_any_thread_count(spec):
     zw = rng.integers(-128, 128, 11)
     runs = [
         _blob(kernels.gemm(a, b, a_zero_point=17, b_zero_point=zw, bias=bias,
-                           accum=spec, return_accumulators=True, counters=True, n_threads=t))
+                           accum=spec, requant=REQUANT, return_accumulators=True, counters=True, n_threads=t))
         for t in (1, 2, 3, 8)
     ]
     assert all(r == runs[0] for r in runs)
@@ -54,7 +58,7 @@ def test_conv2d_same_bytes_for_any_thread_count(spec, groups):
     bias = edge_array(rng, (12,), np.int32)
     runs = [
         _blob(kernels.conv2d(x, w, stride=(2, 1), padding=(1, 2, 0, 1), groups=groups, x_zero_point=-5, bias=bias,
-                             accum=spec, return_accumulators=True, counters=True, n_threads=t))
+                             accum=spec, requant=REQUANT, return_accumulators=True, counters=True, n_threads=t))
         for t in (1, 2, 5)
     ]
     assert all(r == runs[0] for r in runs)

@@ -80,14 +80,31 @@ static inline int64_t hw_acc_reduce(const int32_t *a, const int32_t *w, int64_t 
     const int64_t G = spec->group;
     const int gbits = spec->group_bits, abits = spec->acc_bits;
     const hw_overflow_t govf = spec->group_overflow, aovf = spec->acc_overflow;
-    for (int64_t k = 0; k < K; k += G) {
-        int64_t end = k + G < K ? k + G : K;
-        int64_t s = 0;
-        for (int64_t j = k; j < end; j++) s += (int64_t)a[j] * (int64_t)w[j];
-        int64_t g = hw_narrow_signed(s, gbits, govf);
-        if (g != s) (*group_events)++;
-        acc = hw_acc_add(acc, g, abits, aovf, acc_events);
+    int64_t gev = 0, aev = 0;
+    if (G == 1 && abits <= 62) {
+        /* The common scalar MAC, written out so the compiler keeps it tight:
+         * |acc| < 2^61 and |p| <= 2^32, so acc + p cannot leave int64 and
+         * hw_acc_add's overflow recovery is not needed (same result). */
+        for (int64_t k = 0; k < K; k++) {
+            int64_t p = (int64_t)a[k] * (int64_t)w[k];
+            int64_t g = hw_narrow_signed(p, gbits, govf);
+            gev += g != p;
+            int64_t s = acc + g;
+            acc = hw_narrow_signed(s, abits, aovf);
+            aev += acc != s;
+        }
+    } else {
+        for (int64_t k = 0; k < K; k += G) {
+            int64_t end = k + G < K ? k + G : K;
+            int64_t s = 0;
+            for (int64_t j = k; j < end; j++) s += (int64_t)a[j] * (int64_t)w[j];
+            int64_t g = hw_narrow_signed(s, gbits, govf);
+            gev += g != s;
+            acc = hw_acc_add(acc, g, abits, aovf, &aev);
+        }
     }
+    *group_events += gev;
+    *acc_events += aev;
     return acc;
 }
 

@@ -255,3 +255,17 @@ def test_long_rows_with_exact_and_overflowing_blocks(spec):
     b = _bursty(rng, (3, 333), np.int8, [1])
     res, o = check_gemm(a, b, spec=spec, bias=edge_array(rng, (3,), np.int32))
     assert sum(o.acc_events) + sum(o.group_events) > 0
+
+
+@pytest.mark.parametrize("overflow", [WRAP, SAT])
+def test_exhaustive_int4_pairs_in_narrow_stages(overflow):
+    # Every (a0, a1) x (w0, w1) of int4 values (65536 outputs): pairs summed in 7 bits, accumulated in
+    # 8 bits (bias 100 first), so both stages overflow on many inputs and stay exact on the rest.
+    vals = np.arange(-8, 8, dtype=np.int8)
+    pairs = np.stack(np.meshgrid(vals, vals, indexing="ij"), axis=-1).reshape(-1, 2)
+    spec = AccumSpec(group=2, group_bits=7, group_overflow=overflow, acc_bits=8, acc_overflow=overflow,
+                     bias_first=True)
+    bias = np.full(len(pairs), 100, dtype=np.int32)
+    res, o = check_gemm(np.ascontiguousarray(pairs), np.ascontiguousarray(pairs), spec=spec, bias=bias,
+                        weight_bits=4)
+    assert 0 < sum(o.group_events) < pairs.shape[0] ** 2

@@ -96,3 +96,28 @@ def test_requant_params_defaults():
     assert RequantParams("float64_round", scale=0.1).rounding.value == "half_away"
     u = RequantParams("single_rounding", multiplier=[1, 2, 3], shift=[0, 0, 0], out_bits=8, out_signed=False)
     assert (u.out_min, u.out_max, u.n_channels) == (0, 255, 3)
+
+
+from hwsim.numerics import arith as A  # noqa: E402 - the numpy mirror refuses the same inputs
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: A.round_shift(X64, 64, "floor"), "^shift: expected values in \\[0, 63\\]"),
+        (lambda: A.round_shift(X64.astype(np.float64), 1, "floor"), "^x: expected a signed integer array"),
+        (lambda: A.round_shift(X64, 1, "nearest"), "^mode: expected one of"),
+        (lambda: A.narrow(X64, 65), "^bits: expected an int in \\[2, 64\\]"),
+        (lambda: A.narrow(X64, 64, signed=False), "^bits: expected an int in \\[1, 63\\]"),
+        (lambda: A.narrow(X64, 8, overflow="clip"), "^overflow:"),
+        (lambda: A.srdhm(X64 * 2**40, X64), "^a: expected values in"),
+        (lambda: A.rdbpot(X32, 32), "^exponent: expected values in \\[0, 31\\]"),
+        (lambda: A.srshl(X32, 64), "^s: expected values in \\[-63, 63\\]"),
+        (lambda: A.round_float(np.array([np.inf]), "floor"), "^v: expected finite"),
+        (lambda: A.requantize(X64, "params"), "^params: expected a RequantParams"),
+        (lambda: A.requantize(X64.astype(np.float32), P8), "^acc: expected a signed integer array"),
+    ],
+)
+def test_bad_mirror_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

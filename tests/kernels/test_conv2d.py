@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_cases import FOLDED, IN_MAC, SAT, WRAP, all_specs, check_conv, edge_array, spec_id
+from kernel_cases import FOLDED, IN_MAC, SAT, all_specs, check_conv, edge_array, spec_id
 
 from hwsim import kernels
 from hwsim.types import AccumSpec

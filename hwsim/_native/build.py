@@ -31,6 +31,8 @@ def _compile_args() -> tuple[list[str], list[str]]:
     warn = ["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Werror", "-fno-strict-aliasing"]
     if os.environ.get("HWSIM_SANITIZE") == "1":
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+        # Python's own CFLAGS carry -fwrapv, which would define signed overflow and hide it from UBSan.
+        warn = warn + ["-fno-wrapv"]
         return warn + ["-O1", "-g"] + san, san
     return warn + ["-O3"], []
 

@@ -1,7 +1,38 @@
-"""hwsim: what a quantized neural network computes on a given chip, bit for bit."""
+"""hwsim: what a quantized neural network computes on a given chip, bit for bit.
+
+Public API (see README.md):
+
+* :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
+* :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
+  emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
+  accumulator and requantisation specs from a target and the layer's scales.
+* :mod:`hwsim.types` -- the vocabulary: :class:`Rounding`, :class:`Overflow`,
+  :class:`RequantScheme`, :class:`AccumSpec`, :class:`IntFormat`.
+"""
 
 from __future__ import annotations
 
+from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
+from hwsim.numerics.requant_params import RequantParams
+from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
+from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "list_targets",
+    "load_target",
+    "TargetProfile",
+    "TargetError",
+    "layer_specs",
+    "LayerSpecs",
+    "SplitRequant",
+    "RequantParams",
+    "AccumSpec",
+    "IntFormat",
+    "Overflow",
+    "RequantScheme",
+    "Rounding",
+    "ZeroPointPlacement",
+]

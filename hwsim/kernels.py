@@ -30,10 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim._native import kernels as _nk
+from hwsim._native.primitives import requantize as _requantize_native
+from hwsim.layer_specs import SplitRequant
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec
 
-__all__ = ["gemm", "conv2d", "AccumSpec", "RequantParams", "KernelResult", "KernelCounters"]
+__all__ = ["gemm", "conv2d", "AccumSpec", "RequantParams", "SplitRequant", "KernelResult", "KernelCounters"]
 
 _OPERAND_DTYPES = tuple(_nk.OPERAND_DTYPES)
 _OUTPUT_DTYPES = tuple(_nk.OUTPUT_DTYPES)
@@ -158,8 +160,18 @@ def _accum(accum) -> AccumSpec:
 def _requant(requant, n: int):
     if requant is None:
         return None
+    if isinstance(requant, SplitRequant):
+        first = requant.first_tail_channel
+        if not 0 <= first < n:
+            raise ValueError(f"requant: first_tail_channel {first} is outside [0, {n})")
+        if requant.head is not None:
+            _requant(requant.head, first)
+        elif first != 0:
+            raise ValueError("requant: a SplitRequant without head must start its tail at channel 0")
+        _requant(requant.tail, n - first)
+        return requant
     if not isinstance(requant, RequantParams):
-        raise ValueError(f"requant: expected a RequantParams, got {type(requant).__name__}")
+        raise ValueError(f"requant: expected a RequantParams or SplitRequant, got {type(requant).__name__}")
     if requant.n_channels not in (1, n):
         raise ValueError(
             f"requant: {requant.n_channels} channels of parameters, expected 1 (per tensor) or {n} (per channel)"
@@ -168,6 +180,8 @@ def _requant(requant, n: int):
 
 
 def _out_dtype(out_dtype, requant) -> np.dtype | None:
+    if isinstance(requant, SplitRequant):   # head and tail share the output format
+        requant = requant.tail
     if requant is None:
         if out_dtype is not None:
             raise ValueError("out_dtype: only meaningful with requant (without it the output is the int64 accumulators)")
@@ -205,6 +219,27 @@ def _padding(value) -> tuple[int, int, int, int]:
         return tuple(_int(v, "padding", 0, 2**31 - 1) for v in value)  # type: ignore[return-value]
     ph, pw = _pair(value, "padding", 0)
     return ph, pw, ph, pw
+
+
+def _split_requantize(res, split: SplitRequant, out_dtype: np.dtype):
+    """Requantise ``res.accumulators`` with ``split.head`` on the first channels
+    and ``split.tail`` on the rest (channels = the last axis)."""
+    acc = res.accumulators
+    n = acc.shape[-1]
+    first = split.first_tail_channel
+    out = np.empty(acc.shape, dtype=out_dtype)
+    events = np.zeros(n, dtype=np.int64)
+    stages = ((split.head, 0, first), (split.tail, first, n))
+    for params, lo, hi in stages:
+        if params is None or lo == hi:
+            continue
+        part = np.ascontiguousarray(acc[..., lo:hi])
+        out[..., lo:hi], ev = _requantize_native(part, params, out_dtype=out_dtype, return_events=True)
+        events[lo:hi] = ev if ev.size == hi - lo else ev.sum()
+    res.output = out
+    if res.out_events is not None:
+        res.out_events = events
+    return res
 
 
 def _result(res, requant, return_accumulators: bool, counters: bool):
@@ -251,8 +286,10 @@ def gemm(
     bias : ndarray [N] int32 or int64, optional
     accum : AccumSpec, optional
         How products are summed; default: exact products, 32-bit wrapping accumulator.
-    requant : RequantParams, optional
+    requant : RequantParams or SplitRequant, optional
         Accumulator -> output stage; without it the output is the int64 accumulators.
+        :func:`hwsim.layer_specs.layer_specs` derives it (and ``accum``) from a
+        target profile and the layer's scales.
     out_dtype : numpy dtype, optional
         Output dtype (int8, uint8, int16, int32); default: the first of these that
         holds ``[requant.out_min, requant.out_max]``.
@@ -281,10 +318,14 @@ def gemm(
     rq = _requant(requant, n)
     odt = _out_dtype(out_dtype, rq)
     threads = _int(n_threads, "n_threads", 1, 2**31 - 1)
+    split = rq if isinstance(rq, SplitRequant) else None
     res = _nk.gemm(
-        a, b, a_zero_point=zx, b_zero_point=zw, bias=bias64, accum=spec, requant=rq, out_dtype=odt,
-        want_acc=return_accumulators or rq is None, want_counters=counters, n_threads=threads,
+        a, b, a_zero_point=zx, b_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq,
+        out_dtype=None if split else odt, want_acc=return_accumulators or rq is None or split is not None,
+        want_counters=counters, n_threads=threads,
     )
+    if split is not None:
+        res = _split_requantize(res, split, odt)
     return _result(res, rq, return_accumulators, counters)
 
 
@@ -358,9 +399,12 @@ def conv2d(
     rq = _requant(requant, out_c)
     odt = _out_dtype(out_dtype, rq)
     threads = _int(n_threads, "n_threads", 1, 2**31 - 1)
+    split = rq if isinstance(rq, SplitRequant) else None
     res = _nk.conv2d(
         x, w, stride=(sh, sw), dilation=(dh, dw), padding=pad, groups=g, out_hw=out_hw, x_zero_point=zx,
-        w_zero_point=zw, bias=bias64, accum=spec, requant=rq, out_dtype=odt,
-        want_acc=return_accumulators or rq is None, want_counters=counters, n_threads=threads,
+        w_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq, out_dtype=None if split else odt,
+        want_acc=return_accumulators or rq is None or split is not None, want_counters=counters, n_threads=threads,
     )
+    if split is not None:
+        res = _split_requantize(res, split, odt)
     return _result(res, rq, return_accumulators, counters)

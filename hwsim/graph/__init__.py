@@ -1,0 +1,1 @@
+"""Graph IR and the importers/exporters of model files."""

@@ -96,7 +96,7 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (st != HW_OK) return st;
     /* zero points are range-checked by hw_weights_prepare, before any fast path */
     {
-        int32_t lo, hi;
+        int32_t lo = 0, hi = 0;
         hw_operand_range(args->b_dtype, &lo, &hi);
         int64_t nz = args->b_zero_point ? (args->b_zp_per_channel ? args->N : 1) : 0;
         for (int64_t i = 0; i < nz; i++)

@@ -20,6 +20,7 @@
 static uint32_t feature_limit = 0xffffffffu;
 static uint32_t detected_features = 0;
 static int detected = 0;
+static uint64_t fast_calls = 0;
 
 static uint32_t detect_features(void)
 {
@@ -69,6 +70,14 @@ uint32_t hw_active_features(void)
     return hw_cpu_features() & __atomic_load_n(&feature_limit, __ATOMIC_ACQUIRE);
 }
 
+uint64_t hw_fast_calls(void) { return __atomic_load_n(&fast_calls, __ATOMIC_RELAXED); }
+
+static int count_taken(int taken)
+{
+    if (taken) __atomic_add_fetch(&fast_calls, 1, __ATOMIC_RELAXED);
+    return taken;
+}
+
 /* Order: the most specific path first.  Each path declines (returns 0) any
  * call it cannot compute bit-identically to the portable kernel. */
 int hw_gemm_fast(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
@@ -76,8 +85,8 @@ int hw_gemm_fast(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                  int64_t *acc_out, hw_counters_t *counters)
 {
     if (hw_active_features() == 0) return 0;
-    return hw_gemm_fast_vnni(args, acc, rq, out_dtype, out, acc_out, counters)
-        || hw_gemm_fast_narrow(args, acc, rq, out_dtype, out, acc_out, counters);
+    return count_taken(hw_gemm_fast_vnni(args, acc, rq, out_dtype, out, acc_out, counters)
+                       || hw_gemm_fast_narrow(args, acc, rq, out_dtype, out, acc_out, counters));
 }
 
 int hw_conv2d_fast(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
@@ -85,7 +94,7 @@ int hw_conv2d_fast(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
                    int64_t *acc_out, hw_counters_t *counters)
 {
     if (hw_active_features() == 0) return 0;
-    return hw_conv2d_fast_depthwise(args, acc, rq, out_dtype, out, acc_out, counters)
-        || hw_conv2d_fast_vnni(args, acc, rq, out_dtype, out, acc_out, counters)
-        || hw_conv2d_fast_narrow(args, acc, rq, out_dtype, out, acc_out, counters);
+    return count_taken(hw_conv2d_fast_depthwise(args, acc, rq, out_dtype, out, acc_out, counters)
+                       || hw_conv2d_fast_vnni(args, acc, rq, out_dtype, out, acc_out, counters)
+                       || hw_conv2d_fast_narrow(args, acc, rq, out_dtype, out, acc_out, counters));
 }

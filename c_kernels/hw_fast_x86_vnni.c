@@ -54,16 +54,7 @@
 #include "hw_parallel.h"
 #include "hw_fixedpoint.h"
 #include "hw_fast_x86_requant.h"
-
-#if defined(__has_include)
-#if __has_include("hw_requantize.h")
 #include "hw_requantize.h"
-#define HW_HAVE_REQUANTIZE_ONE 1
-#endif
-#endif
-#ifndef HW_HAVE_REQUANTIZE_ONE
-#define HW_HAVE_REQUANTIZE_ONE 0
-#endif
 
 /* ---- packed weights (all architectures: the handle API always exists) ---- */
 
@@ -309,7 +300,7 @@ static int out_range_ok(hw_dtype_t dt, int64_t lo, int64_t hi)
     return lo <= hi && lo >= dlo && hi <= dhi;
 }
 
-/* Returns 0 when the call must be declined (no scalar requantiser built). */
+/* Returns 0 when the call must be declined (out of memory). */
 static int rq_setup(rq_setup_t *s, const hw_requant_spec_t *rq, hw_dtype_t out_dtype, int64_t npad)
 {
     memset(s, 0, sizeof(*s));
@@ -342,7 +333,6 @@ static int rq_setup(rq_setup_t *s, const hw_requant_spec_t *rq, hw_dtype_t out_d
             }
         }
     }
-    if (kind == RQV_SCALAR && !HW_HAVE_REQUANTIZE_ONE) return 0;
     s->v.kind = kind;
     s->v.f32_rounding = rq->rounding;
     s->v.zp = rq->zero_point;
@@ -539,7 +529,6 @@ HW_TGT_AVX512 static void tile_maddubs(const uint8_t *a, int64_t lda, const int8
 #undef HW_STORE
 }
 
-#if HW_HAVE_REQUANTIZE_ONE
 static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
 {
     switch (dt) {
@@ -549,7 +538,6 @@ static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
     default: ((int32_t *)out)[idx] = (int32_t)v; break;
     }
 }
-#endif
 
 /* Finish `rows` x `ncols` accumulators of one tile (row m0, column n0). */
 HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, int64_t m0, int64_t rows,
@@ -584,13 +572,11 @@ HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, 
                         if (aa > *mx) *mx = aa;
                     }
                     if (j->rq->v.kind == RQV_NONE) continue;
-#if HW_HAVE_REQUANTIZE_ONE
+                    /* index = flat output position, as hw_requantize_s64 (stochastic rounding) */
                     int changed = 0;
-                    const hw_requant_spec_t *sp = j->rq->spec;
-                    int64_t o = hw_requantize_one(a, sp->n_channels > 1 ? (int32_t)c : 0, sp, &changed);
+                    int64_t o = hw_requantize_one_at(a, (int32_t)c, (uint64_t)(idx + i), j->rq->spec, &changed);
                     store_out(j->out, j->out_dtype, idx + i, o);
                     if (j->cnt_ev) j->cnt_ev[(int64_t)ti * n + c] += changed != 0;
-#endif
                 }
                 continue;
             }

@@ -221,6 +221,13 @@ static int32_t zw_of(const problem_t *p, int64_t n)
     return p->zw[p->zw_per_channel ? n : 0];
 }
 
+static int problem_has_zw(const problem_t *p)
+{
+    for (int64_t i = 0; i < p->n; i++)
+        if (zw_of(p, i) != 0) return 1;
+    return 0;
+}
+
 /* *bounded = 1 when no accumulator step can overflow (events are then 0). */
 static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin, int32_t wmax,
                     uint32_t feats, int *bounded)
@@ -380,6 +387,14 @@ typedef struct {
     uint8_t flip;            /* 0x80 for s8 (x + 128 as u8), else 0 */
     uint8_t pad_byte;        /* conv padding tap: zx as a' */
     int need_rowsum;
+    /* direct: rows read in place (GEMM: a + m*lda; conv: the padded input at
+     * the output pixel's top-left tap) instead of being copied to abuf */
+    int direct;
+    const uint8_t *src;
+    int64_t src_h, src_w, src_c;   /* conv: padded input geometry */
+    const int64_t *seg_off;        /* segment offsets: one (0) or one per tap */
+    int64_t nseg, seg_k4;
+    int64_t seg_one;
     /* epilogue */
     const int32_t *cc;       /* npad column constants */
     const int32_t *zwcol;    /* npad weight zero points, or NULL */
@@ -442,91 +457,82 @@ static void pack_rows(const job_t *j, int64_t m0, int64_t rows, uint8_t *dst, in
     }
 }
 
-/* 6 x 64 tile, exact u8 x s8 dot products (VPDPBUSD). */
-HW_TGT_VNNI static void tile_dpbusd(const uint8_t *a, int64_t lda, const int8_t *b, int64_t k4n,
-                                    int32_t *c)
-{
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
-    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+/* The register tiles read row r's k4-th group of 4 activation bytes at
+ * rows[r] + seg_off[s] + 4*j for segment s = k4 / seg_k4, j = k4 % seg_k4:
+ * one segment of the whole row for GEMM / im2col rows, one segment per tap
+ * (ky, kx) for a convolution read straight from its (padded) input.  The
+ * packed weights advance continuously, 256 bytes per k4. */
+#define HW_TILE_DECLARE                                                       \
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;    \
+    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;                       \
+    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;                       \
+    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;                       \
+    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;                       \
     __m512i c50 = c00, c51 = c00, c52 = c00, c53 = c00;
-    for (int64_t kk = 0; kk < k4n; kk++) {
-        const int8_t *bk = b + kk * 256;
-        __m512i b0 = _mm512_loadu_si512(bk), b1 = _mm512_loadu_si512(bk + 64);
-        __m512i b2 = _mm512_loadu_si512(bk + 128), b3 = _mm512_loadu_si512(bk + 192);
-        const uint8_t *ak = a + 4 * kk;
-        int32_t v;
-        __m512i av;
-#define HW_ROW(r, x0, x1, x2, x3)                                            \
-        memcpy(&v, ak + (r) * lda, 4);                                       \
-        av = _mm512_set1_epi32(v);                                           \
-        x0 = _mm512_dpbusd_epi32(x0, av, b0);                                \
-        x1 = _mm512_dpbusd_epi32(x1, av, b1);                                \
-        x2 = _mm512_dpbusd_epi32(x2, av, b2);                                \
-        x3 = _mm512_dpbusd_epi32(x3, av, b3);
-        HW_ROW(0, c00, c01, c02, c03)
-        HW_ROW(1, c10, c11, c12, c13)
-        HW_ROW(2, c20, c21, c22, c23)
-        HW_ROW(3, c30, c31, c32, c33)
-        HW_ROW(4, c40, c41, c42, c43)
-        HW_ROW(5, c50, c51, c52, c53)
-#undef HW_ROW
+#define HW_TILE_LOOP(STEP)                                                    \
+    for (int64_t sg = 0; sg < nseg; sg++) {                                   \
+        const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg]; \
+        const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg]; \
+        const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg]; \
+        for (int64_t kk = 0; kk < seg_k4; kk++, b += 256) {                   \
+            __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64); \
+            __m512i b2 = _mm512_loadu_si512(b + 128), b3 = _mm512_loadu_si512(b + 192); \
+            int32_t v;                                                        \
+            __m512i av;                                                       \
+            STEP(a0, c00, c01, c02, c03)                                      \
+            STEP(a1, c10, c11, c12, c13)                                      \
+            STEP(a2, c20, c21, c22, c23)                                      \
+            STEP(a3, c30, c31, c32, c33)                                      \
+            STEP(a4, c40, c41, c42, c43)                                      \
+            STEP(a5, c50, c51, c52, c53)                                      \
+        }                                                                     \
     }
 #define HW_STORE(r, x0, x1, x2, x3)                        \
     _mm512_store_si512((void *)(c + (r) * 64), x0);        \
     _mm512_store_si512((void *)(c + (r) * 64 + 16), x1);   \
     _mm512_store_si512((void *)(c + (r) * 64 + 32), x2);   \
     _mm512_store_si512((void *)(c + (r) * 64 + 48), x3);
-    HW_STORE(0, c00, c01, c02, c03)
-    HW_STORE(1, c10, c11, c12, c13)
-    HW_STORE(2, c20, c21, c22, c23)
-    HW_STORE(3, c30, c31, c32, c33)
-    HW_STORE(4, c40, c41, c42, c43)
+#define HW_TILE_STORE                                      \
+    HW_STORE(0, c00, c01, c02, c03)                        \
+    HW_STORE(1, c10, c11, c12, c13)                        \
+    HW_STORE(2, c20, c21, c22, c23)                        \
+    HW_STORE(3, c30, c31, c32, c33)                        \
+    HW_STORE(4, c40, c41, c42, c43)                        \
     HW_STORE(5, c50, c51, c52, c53)
+
+/* 6 x 64 tile, exact u8 x s8 dot products (VPDPBUSD): 24 zmm accumulators. */
+HW_TGT_VNNI static void tile_dpbusd(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                    int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+#define HW_DOT(ap, x0, x1, x2, x3)                 \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    x0 = _mm512_dpbusd_epi32(x0, av, b0);          \
+    x1 = _mm512_dpbusd_epi32(x1, av, b1);          \
+    x2 = _mm512_dpbusd_epi32(x2, av, b2);          \
+    x3 = _mm512_dpbusd_epi32(x3, av, b3);
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_DOT)
+    HW_TILE_STORE
+#undef HW_DOT
 }
 
 /* 6 x 64 tile, x86-avx2 pair saturation: sat16 pair sums (VPMADDUBSW), then
  * exact widening (VPMADDWD by 1) and wrapping int32 adds. */
-HW_TGT_AVX512 static void tile_maddubs(const uint8_t *a, int64_t lda, const int8_t *b, int64_t k4n,
-                                       int32_t *c)
+HW_TGT_AVX512 static void tile_maddubs(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                       int64_t seg_k4, const int8_t *b, int32_t *c)
 {
     const __m512i ones = _mm512_set1_epi16(1);
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
-    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;
-    __m512i c50 = c00, c51 = c00, c52 = c00, c53 = c00;
-    for (int64_t kk = 0; kk < k4n; kk++) {
-        const int8_t *bk = b + kk * 256;
-        __m512i b0 = _mm512_loadu_si512(bk), b1 = _mm512_loadu_si512(bk + 64);
-        __m512i b2 = _mm512_loadu_si512(bk + 128), b3 = _mm512_loadu_si512(bk + 192);
-        const uint8_t *ak = a + 4 * kk;
-        int32_t v;
-        __m512i av;
 #define HW_PAIR(x, bv) x = _mm512_add_epi32(x, _mm512_madd_epi16(_mm512_maddubs_epi16(av, bv), ones));
-#define HW_ROW(r, x0, x1, x2, x3)                                            \
-        memcpy(&v, ak + (r) * lda, 4);                                       \
-        av = _mm512_set1_epi32(v);                                           \
-        HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
-        HW_ROW(0, c00, c01, c02, c03)
-        HW_ROW(1, c10, c11, c12, c13)
-        HW_ROW(2, c20, c21, c22, c23)
-        HW_ROW(3, c30, c31, c32, c33)
-        HW_ROW(4, c40, c41, c42, c43)
-        HW_ROW(5, c50, c51, c52, c53)
-#undef HW_ROW
+#define HW_PAIRS(ap, x0, x1, x2, x3)               \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_PAIRS)
+    HW_TILE_STORE
+#undef HW_PAIRS
 #undef HW_PAIR
-    }
-    HW_STORE(0, c00, c01, c02, c03)
-    HW_STORE(1, c10, c11, c12, c13)
-    HW_STORE(2, c20, c21, c22, c23)
-    HW_STORE(3, c30, c31, c32, c33)
-    HW_STORE(4, c40, c41, c42, c43)
-    HW_STORE(5, c50, c51, c52, c53)
-#undef HW_STORE
 }
 
 static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
@@ -592,6 +598,15 @@ HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, 
     }
 }
 
+/* Start of row m's activations when they are read in place. */
+static const uint8_t *direct_row(const job_t *j, int64_t m)
+{
+    if (!j->conv) return j->src + m * j->lda;
+    const hw_conv2d_args_t *c = j->conv;
+    int64_t ox = m % c->out_w, t = m / c->out_w, oy = t % c->out_h, b = t / c->out_h;
+    return j->src + ((b * j->src_h + oy * c->stride_h) * j->src_w + ox * c->stride_w) * j->src_c;
+}
+
 HW_TGT_AVX512 static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
 {
     const job_t *j = (const job_t *)ctx;
@@ -602,19 +617,22 @@ HW_TGT_AVX512 static void run_tasks(void *ctx, int64_t begin, int64_t end, int t
     for (int64_t t = begin; t < end; t++) {
         const int64_t mp = t / j->n_nb, nb = t % j->n_nb;
         const int64_t m0 = mp * MP, rows = j->m - m0 < MP ? j->m - m0 : MP;
-        if (mp != packed_panel) {
+        if (!j->direct && mp != packed_panel) {
             pack_rows(j, m0, rows, abuf, rs);
             packed_panel = mp;
         }
         const int64_t nbeg = nb * j->nc, nend = nbeg + j->nc < j->n ? nbeg + j->nc : j->n;
         for (int64_t r0 = 0; r0 < rows; r0 += MR) {
             const int64_t tr = rows - r0 < MR ? rows - r0 : MR;
+            const uint8_t *rp[MR];
+            for (int64_t i = 0; i < MR; i++)   /* rows past the end repeat the first (discarded) */
+                rp[i] = j->direct ? direct_row(j, m0 + r0 + (i < tr ? i : 0)) : abuf + (r0 + i) * j->kpad;
             for (int64_t p = nbeg; p < nend; p += NR) {
                 const int8_t *bp = j->pk->data + (p / NR) * j->kpad * NR;
                 if (j->mode == MODE_EXACT)
-                    tile_dpbusd(abuf + r0 * j->kpad, j->kpad, bp, j->kpad / 4, tile);
+                    tile_dpbusd(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
                 else
-                    tile_maddubs(abuf + r0 * j->kpad, j->kpad, bp, j->kpad / 4, tile);
+                    tile_maddubs(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
                 epilogue(j, ti, tile, m0 + r0, tr, p, nend - p < NR ? nend - p : NR, rs + r0);
             }
         }
@@ -659,9 +677,15 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     /* Column constants CC[n] = bias - c*CS + K*c*zw (mod 2^32), c = 128*[s8] + zx;
      * PAIRSAT has zw = 0 and c = zx (u8, zx is 0 for IN_MAC). */
     const int64_t c = (pr->a_dtype == HW_DT_S8 ? 128 : 0) + (int64_t)pr->zx;
-    int has_zw = 0;
-    for (int64_t i = 0; i < n; i++) has_zw |= zw_of(pr, i) != 0;
+    int has_zw = problem_has_zw(pr);
     j->need_rowsum = has_zw;
+    if (has_zw || !j->seg_off) {   /* row sums come from the packing pass */
+        j->direct = 0;
+        j->seg_one = 0;
+        j->seg_off = &j->seg_one;
+        j->nseg = 1;
+        j->seg_k4 = pk->kpad / 4;
+    }
     const int64_t chunks = hw_parallel_chunks((int64_t)((pr->m + MP - 1) / MP) * j->n_nb, n_threads);
     size_t cbytes = (size_t)npad * 2 * sizeof(int32_t);
     size_t abytes = (size_t)(chunks * MP * pk->kpad) + 64;
@@ -733,9 +757,62 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     memset(&j, 0, sizeof(j));
     j.a = (const uint8_t *)args->a;
     j.lda = args->lda;
+    /* u8 rows with K % 4 == 0 are already in the layout the tiles read */
+    if (args->a_dtype == HW_DT_U8 && args->K % 4 == 0) {
+        j.direct = 1;
+        j.src = j.a;
+        j.seg_one = 0;
+        j.seg_off = &j.seg_one;
+        j.nseg = 1;
+        j.seg_k4 = args->K / 4;
+    }
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
     hw_packed_free(tmp);
     return done;
+}
+
+/* Read a convolution in place: the input with its padding materialised once
+ * (padding taps = zx as a'; s8 flipped to u8), and one segment per tap (ky, kx)
+ * at offset (ky*dh*Wp + kx*dw)*C from the output pixel's top-left corner.
+ * in_c % 4 == 0, so every k4 group lies inside one tap and the k order is the
+ * documented (ky, kx, ci).  Leaves j->direct = 0 when it cannot. */
+static void direct_conv_setup(job_t *j, const hw_conv2d_args_t *c, uint8_t **padded, int64_t **taps)
+{
+    const int64_t hp = c->in_h + c->pad_top + c->pad_bottom, wp = c->in_w + c->pad_left + c->pad_right;
+    const int64_t ch = c->in_c, ntap = c->kernel_h * c->kernel_w;
+    const int no_pad = !c->pad_top && !c->pad_left && !c->pad_bottom && !c->pad_right;
+    if (hp > ((int64_t)1 << 20) || wp > ((int64_t)1 << 20)) return;
+    int64_t bytes = c->batch * hp * wp * ch;
+    if (bytes > ((int64_t)1 << 32)) return;
+    *taps = (int64_t *)malloc((size_t)ntap * sizeof(int64_t));
+    if (!*taps) return;
+    if (no_pad && !j->flip) {
+        j->src = (const uint8_t *)c->x;
+    } else {
+        *padded = (uint8_t *)malloc((size_t)bytes + 4);
+        if (!*padded) {
+            free(*taps);
+            *taps = NULL;
+            return;
+        }
+        memset(*padded, j->pad_byte, (size_t)bytes);
+        const uint8_t *x = (const uint8_t *)c->x;
+        for (int64_t b = 0; b < c->batch; b++)
+            for (int64_t y = 0; y < c->in_h; y++)
+                copy_flip(*padded + ((b * hp + y + c->pad_top) * wp + c->pad_left) * ch,
+                          x + (b * c->in_h + y) * c->in_w * ch, c->in_w * ch, j->flip);
+        j->src = *padded;
+    }
+    for (int64_t ky = 0; ky < c->kernel_h; ky++)
+        for (int64_t kx = 0; kx < c->kernel_w; kx++)
+            (*taps)[ky * c->kernel_w + kx] = (ky * c->dilation_h * wp + kx * c->dilation_w) * ch;
+    j->src_h = hp;
+    j->src_w = wp;
+    j->src_c = ch;
+    j->seg_off = *taps;
+    j->nseg = ntap;
+    j->seg_k4 = ch / 4;
+    j->direct = 1;
 }
 
 int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
@@ -766,7 +843,13 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
     memset(&j, 0, sizeof(j));
     j.conv = args;
     j.pad_byte = (uint8_t)padv;
+    j.flip = args->x_dtype == HW_DT_S8 ? 0x80 : 0;
+    uint8_t *padded = NULL;
+    int64_t *taps = NULL;
+    if (args->in_c % 4 == 0 && !problem_has_zw(&pr)) direct_conv_setup(&j, args, &padded, &taps);
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
+    free(padded);
+    free(taps);
     hw_packed_free(tmp);
     return done;
 }

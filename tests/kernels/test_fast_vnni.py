@@ -355,14 +355,15 @@ def test_counters_with_possible_wrap_fall_back_to_portable():
 
 @settings(max_examples=100)
 @given(
-    batch=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 20), o=st.integers(1, 40),
+    batch=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), o=st.integers(1, 40),
+    c=st.sampled_from([1, 3, 4, 5, 8, 12, 16, 20]),   # multiples of 4 are read in place, others via im2col
     kh=st.integers(1, 3), kw=st.integers(1, 3), stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pad=st.tuples(*[st.integers(0, 2)] * 4),
     a_signed=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS) + ["pairsat"]),
-    threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
+    weight_zp=st.booleans(), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
 )
 def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, dilation, pad, a_signed, spec_name,
-                                           threads, seed):
+                                           weight_zp, threads, seed):
     if h + pad[0] + pad[2] < dilation[0] * (kh - 1) + 1 or w + pad[1] + pad[3] < dilation[1] * (kw - 1) + 1:
         return
     rng = np.random.default_rng(seed)
@@ -371,7 +372,7 @@ def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, di
     x = operand(rng, adt, (batch, h, w, c), "random")
     wt = operand(rng, np.int8, (o, kh, kw, c), "random")
     zx = int(rng.integers(np.iinfo(adt).min, np.iinfo(adt).max + 1))
-    zw = 0 if pairsat else rng.integers(-128, 128, o).astype(np.int32)
+    zw = rng.integers(-128, 128, o).astype(np.int32) if weight_zp and not pairsat else 0
     bias = rng.integers(-(2**33), 2**33, o)
     spec = PAIRSAT if pairsat else EXACT_SPECS[spec_name]
     fast, slow, taken = run_both(hk.conv2d, x, wt, stride=stride, dilation=dilation, padding=pad, x_zero_point=zx,

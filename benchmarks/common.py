@@ -31,24 +31,36 @@ from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec, RequantScheme
 
 __all__ = [
-    "best_of", "gmacs", "ort_session", "matmul_integer_model", "qlinear_matmul_model", "qlinear_conv_model",
+    "best_of", "best_of_interleaved", "gmacs", "ort_session", "matmul_integer_model", "qlinear_matmul_model", "qlinear_conv_model",
     "HwGemm", "HwConv", "float32_multiplier", "Case", "run_case",
 ]
 
 # ---------------------------------------------------------------- timing
 
 
+def _median_seconds(fn: Callable[[], object], samples: int) -> float:
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def best_of(fn: Callable[[], object], passes: int = 3, samples: int = 7) -> float:
     """Seconds per call: the best over `passes` of the median of `samples` calls."""
-    fn()  # warm-up: page faults, lazy initialisation, thread pool start
-    best = float("inf")
+    return best_of_interleaved([fn], passes, samples)[0]
+
+
+def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[float]:
+    """best_of for several callables, their passes interleaved (A B A B ...) so a
+    burst of load from other processes hits both sides of a ratio alike."""
+    for fn in fns:
+        fn()  # warm-up: page faults, lazy initialisation, thread pool start
+    best = [float("inf")] * len(fns)
     for _ in range(passes):
-        times = []
-        for _ in range(samples):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        best = min(best, statistics.median(times))
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], _median_seconds(fn, samples))
     return best
 
 
@@ -247,12 +259,11 @@ class Case:
 
 
 def run_case(case: Case, threads: int) -> dict:
-    """Time both sides (interleaved passes would be fairer still; they run back to back)."""
+    """Time both sides, passes interleaved; compare their results first."""
     hw = case.hwsim(threads)
     peer = case.peer(threads)
     exact = None if case.same is None else bool(case.same(np.array(hw()), np.array(peer())))
-    t_hw = best_of(hw)
-    t_peer = best_of(peer)
+    t_hw, t_peer = best_of_interleaved([hw, peer])
     close = getattr(hw, "close", None)
     if close:
         close()

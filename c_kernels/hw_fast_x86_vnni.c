@@ -128,7 +128,7 @@ void hw_packed_free(void *packed)
 static int pack_supported(void)
 {
 #if defined(__x86_64__)
-    return (hw_active_features() & HW_ISA_AVX512BW) != 0;
+    return (hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2)) != 0;
 #else
     return 0;
 #endif
@@ -230,7 +230,7 @@ static int problem_has_zw(const problem_t *p)
 
 /* *bounded = 1 when no accumulator step can overflow (events are then 0). */
 static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin, int32_t wmax,
-                    uint32_t feats, int *bounded)
+                    uint32_t feats, int *bounded, int *wide)
 {
     *bounded = 0;
     if (p->a_dtype != HW_DT_S8 && p->a_dtype != HW_DT_U8) return MODE_NONE;
@@ -270,12 +270,13 @@ static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin
     int bits = acc->acc_bits < 32 ? acc->acc_bits : 32;
     *bounded = group_exact && total <= ((uint64_t)1 << (bits - 1)) - 1;
 
-    const uint32_t need_vnni = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI;
-    if (group_exact && (feats & need_vnni) == need_vnni) {
-        if (*bounded) return MODE_EXACT;
-        if (acc->acc_bits == 32 && acc->acc_overflow == HW_OVERFLOW_WRAP) return MODE_EXACT;
-    }
-    if ((feats & HW_ISA_AVX512BW) && acc->group == 2 && acc->group_bits == 16
+    const uint32_t vnni512 = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI, vnni256 = HW_ISA_AVX2 | HW_ISA_AVX_VNNI;
+    *wide = (feats & vnni512) == vnni512;
+    if (group_exact && (*wide || (feats & vnni256) == vnni256)
+        && (*bounded || (acc->acc_bits == 32 && acc->acc_overflow == HW_OVERFLOW_WRAP)))
+        return MODE_EXACT;
+    *wide = (feats & HW_ISA_AVX512BW) != 0;
+    if ((feats & (HW_ISA_AVX512BW | HW_ISA_AVX2)) && acc->group == 2 && acc->group_bits == 16
         && acc->group_overflow == HW_OVERFLOW_SATURATE && acc->acc_bits == 32
         && acc->acc_overflow == HW_OVERFLOW_WRAP && p->a_dtype == HW_DT_U8 && !has_zw
         && (!in_mac || zx == 0)) {
@@ -378,6 +379,8 @@ static int rq_setup(rq_setup_t *s, const hw_requant_spec_t *rq, hw_dtype_t out_d
 
 typedef struct {
     int mode;
+    int has_vnni;            /* PAIRSAT: VPDPWSSD available */
+    int wide;                /* 1: AVX-512 tiles and epilogue; 0: 256-bit tiles, C epilogue */
     int64_t m, n, k, kpad, nc, n_nb;
     const hw_vnni_packed_t *pk;
     /* activations: GEMM rows or conv im2col rows */
@@ -535,6 +538,77 @@ HW_TGT_AVX512 static void tile_maddubs(const uint8_t *const rows[MR], const int6
 #undef HW_PAIR
 }
 
+/* 256-bit variants for CPUs without AVX-512: the 6 x 64 tile as eight 6 x 8
+ * column groups (ymm; group h reads bytes 32h..32h+31 of each 256-byte k4
+ * block, i.e. columns 8h..8h+7 of the panel). */
+#define HW_TGT_AVXVNNI __attribute__((target("avx2,avxvnni")))
+#define HW_TGT_AVX2 __attribute__((target("avx2")))
+#define HW_YMM_TILE(STEP)                                                     \
+    for (int h = 0; h < 8; h++) {                                             \
+        __m256i y0 = _mm256_setzero_si256(), y1 = y0, y2 = y0, y3 = y0, y4 = y0, y5 = y0; \
+        const int8_t *bk = b + 32 * h;                                        \
+        for (int64_t sg = 0; sg < nseg; sg++) {                               \
+            const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg]; \
+            const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg]; \
+            const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg]; \
+            for (int64_t kk = 0; kk < seg_k4; kk++, bk += 256) {              \
+                const __m256i bv = _mm256_loadu_si256((const __m256i *)bk);   \
+                int32_t v;                                                    \
+                __m256i av;                                                   \
+                STEP(a0, y0) STEP(a1, y1) STEP(a2, y2) STEP(a3, y3) STEP(a4, y4) STEP(a5, y5) \
+            }                                                                 \
+        }                                                                     \
+        _mm256_storeu_si256((__m256i *)(c + 0 * NR + 8 * h), y0);             \
+        _mm256_storeu_si256((__m256i *)(c + 1 * NR + 8 * h), y1);             \
+        _mm256_storeu_si256((__m256i *)(c + 2 * NR + 8 * h), y2);             \
+        _mm256_storeu_si256((__m256i *)(c + 3 * NR + 8 * h), y3);             \
+        _mm256_storeu_si256((__m256i *)(c + 4 * NR + 8 * h), y4);             \
+        _mm256_storeu_si256((__m256i *)(c + 5 * NR + 8 * h), y5);             \
+    }
+
+/* AVX-VNNI (VEX VPDPBUSD on ymm): exact u8 x s8 dot products. */
+HW_TGT_AVXVNNI static void tile_dpbusd_ymm(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                           int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+#define HW_DOT(ap, y)                              \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm256_set1_epi32(v);                     \
+    y = _mm256_dpbusd_avx_epi32(y, av, bv);
+    HW_YMM_TILE(HW_DOT)
+#undef HW_DOT
+}
+
+/* AVX2: x86-avx2 pair saturation, VPMADDUBSW + VPMADDWD(1) + VPADDD on ymm. */
+HW_TGT_AVX2 static void tile_maddubs_ymm(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                         int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+#define HW_PAIRS(ap, y)                            \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm256_set1_epi32(v);                     \
+    y = _mm256_add_epi32(y, _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv), ones));
+    HW_YMM_TILE(HW_PAIRS)
+#undef HW_PAIRS
+}
+
+/* The same pair saturation with VPDPWSSD(acc, pairs, 1) = wrap_32(acc + p0 + p1)
+ * in place of VPMADDWD + VPADDD: one instruction fewer per 64 bytes. */
+HW_TGT_VNNI static void tile_maddubs_dpwssd(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                            int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+    const __m512i ones = _mm512_set1_epi16(1);
+#define HW_PAIR(x, bv) x = _mm512_dpwssd_epi32(x, _mm512_maddubs_epi16(av, bv), ones);
+#define HW_PAIRS(ap, x0, x1, x2, x3)               \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_PAIRS)
+    HW_TILE_STORE
+#undef HW_PAIRS
+#undef HW_PAIR
+}
+
 static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
 {
     switch (dt) {
@@ -542,6 +616,39 @@ static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
     case HW_DT_U8: ((uint8_t *)out)[idx] = (uint8_t)v; break;
     case HW_DT_S16: ((int16_t *)out)[idx] = (int16_t)v; break;
     default: ((int32_t *)out)[idx] = (int32_t)v; break;
+    }
+}
+
+/* Counters and scalar requantisation of one final accumulator a (output
+ * channel c, flat output index idx); acc_out is written by the caller. */
+static void finish_one(const job_t *j, int ti, int64_t a, int64_t idx, int64_t c)
+{
+    if (j->cnt_max) {
+        int64_t *mx = j->cnt_max + (int64_t)ti * j->n + c;
+        int64_t aa = a < 0 ? -a : a;
+        if (aa > *mx) *mx = aa;
+    }
+    if (j->rq->v.kind == RQV_NONE) return;
+    /* index = flat output position, as hw_requantize_s64 (stochastic rounding) */
+    int changed = 0;
+    int64_t o = hw_requantize_one_at(a, (int32_t)c, (uint64_t)idx, j->rq->spec, &changed);
+    store_out(j->out, j->out_dtype, idx, o);
+    if (j->cnt_ev) j->cnt_ev[(int64_t)ti * j->n + c] += changed != 0;
+}
+
+/* Plain-C epilogue for the 256-bit paths: the same sums mod 2^32. */
+static void epilogue_portable(const job_t *j, int ti, const int32_t *tile, int64_t m0, int64_t rows,
+                              int64_t n0, int64_t ncols, const int32_t *rs)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < ncols; i++) {
+            const int64_t c = n0 + i, idx = (m0 + r) * j->n + c;
+            uint32_t u = (uint32_t)tile[r * NR + i] + (uint32_t)j->cc[c];
+            if (j->zwcol) u -= (uint32_t)j->zwcol[c] * (uint32_t)rs[r];
+            const int64_t a = hw_wrap_s64((int64_t)u, 32);
+            if (j->acc_out) j->acc_out[idx] = a;
+            finish_one(j, ti, a, idx, c);
+        }
     }
 }
 
@@ -570,20 +677,7 @@ HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, 
             if (j->scalar_epilogue) {
                 int32_t lane[16];
                 _mm512_storeu_si512((void *)lane, v);
-                for (int64_t i = 0; i < nl; i++) {
-                    const int64_t a = lane[i], c = col + i;
-                    if (j->cnt_max) {
-                        int64_t *mx = j->cnt_max + (int64_t)ti * n + c;
-                        int64_t aa = a < 0 ? -a : a;
-                        if (aa > *mx) *mx = aa;
-                    }
-                    if (j->rq->v.kind == RQV_NONE) continue;
-                    /* index = flat output position, as hw_requantize_s64 (stochastic rounding) */
-                    int changed = 0;
-                    int64_t o = hw_requantize_one_at(a, (int32_t)c, (uint64_t)(idx + i), j->rq->spec, &changed);
-                    store_out(j->out, j->out_dtype, idx + i, o);
-                    if (j->cnt_ev) j->cnt_ev[(int64_t)ti * n + c] += changed != 0;
-                }
+                for (int64_t i = 0; i < nl; i++) finish_one(j, ti, lane[i], idx + i, col + i);
                 continue;
             }
             if (j->rq->v.kind == RQV_NONE) continue;
@@ -607,7 +701,7 @@ static const uint8_t *direct_row(const job_t *j, int64_t m)
     return j->src + ((b * j->src_h + oy * c->stride_h) * j->src_w + ox * c->stride_w) * j->src_c;
 }
 
-HW_TGT_AVX512 static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
+static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
 {
     const job_t *j = (const job_t *)ctx;
     uint8_t *abuf = j->abuf + (int64_t)ti * MP * j->kpad;
@@ -629,11 +723,22 @@ HW_TGT_AVX512 static void run_tasks(void *ctx, int64_t begin, int64_t end, int t
                 rp[i] = j->direct ? direct_row(j, m0 + r0 + (i < tr ? i : 0)) : abuf + (r0 + i) * j->kpad;
             for (int64_t p = nbeg; p < nend; p += NR) {
                 const int8_t *bp = j->pk->data + (p / NR) * j->kpad * NR;
+                const int64_t nc = nend - p < NR ? nend - p : NR;
+                if (!j->wide) {
+                    if (j->mode == MODE_EXACT)
+                        tile_dpbusd_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                    else
+                        tile_maddubs_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                    epilogue_portable(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
+                    continue;
+                }
                 if (j->mode == MODE_EXACT)
                     tile_dpbusd(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                else if (j->has_vnni)
+                    tile_maddubs_dpwssd(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
                 else
                     tile_maddubs(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
-                epilogue(j, ti, tile, m0 + r0, tr, p, nend - p < NR ? nend - p : NR, rs + r0);
+                epilogue(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
             }
         }
     }
@@ -644,8 +749,8 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
                    hw_dtype_t out_dtype, void *out, int64_t *acc_out, hw_counters_t *counters,
                    int n_threads, const hw_vnni_packed_t *pk)
 {
-    int bounded = 0;
-    int mode = classify(pr, acc, pk->wmin, pk->wmax, hw_active_features(), &bounded);
+    int bounded = 0, wide = 0;
+    int mode = classify(pr, acc, pk->wmin, pk->wmax, hw_active_features(), &bounded, &wide);
     if (mode == MODE_NONE) return 0;
     if (counters) {
         if (counters->acc_events && !bounded) return 0;
@@ -657,6 +762,8 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     const int64_t n = pr->n, npad = pk->npad, kk = pr->k;
     int want_max = counters && counters->max_abs_acc, want_ev = counters && counters->out_events;
     j->mode = mode;
+    j->has_vnni = (hw_active_features() & HW_ISA_AVX512_VNNI) != 0;
+    j->wide = wide;
     j->m = pr->m;
     j->n = n;
     j->k = kk;
@@ -672,7 +779,7 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     j->out_dtype = out_dtype;
     j->out = out;
     j->acc_out = acc_out;
-    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR;
+    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR || !wide;
 
     /* Column constants CC[n] = bias - c*CS + K*c*zw (mod 2^32), c = 128*[s8] + zx;
      * PAIRSAT has zw = 0 and c = zx (u8, zx is 0 for IN_MAC). */
@@ -740,7 +847,7 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                       const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                       int64_t *acc_out, hw_counters_t *counters)
 {
-    if (!args || !acc || !(hw_active_features() & HW_ISA_AVX512BW)) return 0;
+    if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
     if (args->b_dtype != HW_DT_S8 || (args->a_dtype != HW_DT_S8 && args->a_dtype != HW_DT_U8)) return 0;
     if (args->M <= 0 || args->N <= 0 || args->K <= 0 || !args->a || !args->b) return 0;
     if ((rq != NULL) != (out != NULL)) return 0;
@@ -819,7 +926,7 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
                         const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                         int64_t *acc_out, hw_counters_t *counters)
 {
-    if (!args || !acc || !(hw_active_features() & HW_ISA_AVX512BW)) return 0;
+    if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
     if (args->w_dtype != HW_DT_S8 || (args->x_dtype != HW_DT_S8 && args->x_dtype != HW_DT_U8)) return 0;
     if (args->groups != 1 || !args->x || !args->w || (rq != NULL) != (out != NULL)) return 0;
     if (args->batch <= 0 || args->out_h <= 0 || args->out_w <= 0 || args->out_c <= 0 || args->in_c <= 0

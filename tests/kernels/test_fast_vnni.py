@@ -25,8 +25,19 @@ from hwsim.oracle import requantize as orq
 from hwsim.types import AccumSpec, Overflow, RequantScheme, Rounding, ZeroPointPlacement
 
 FEATURES = lib.hw_cpu_features()
-HAS_VNNI = FEATURES & 6 == 6   # HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI
-HAS_BW = bool(FEATURES & 2)
+
+# ISA masks for the fast side: the CPU's best, AVX-512 without VNNI, AVX2 + AVX-VNNI
+# (256-bit tiles), plain AVX2.  A mask the CPU lacks simply leaves fewer paths.
+ISAS = {"native": None, "avx512bw": 1 | 2, "avx2_avxvnni": 1 | 8, "avx2": 1}
+
+
+def expect_taken(mode: str, limit) -> int:
+    """1 if a fast path must take an exact ('exact') or pair-saturating ('pairs') call."""
+    f = FEATURES if limit is None else FEATURES & limit
+    if mode == "exact":
+        return int(f & 6 == 6 or f & 9 == 9)
+    return int(bool(f & 3))
+
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 FOLDED = ZeroPointPlacement.FOLDED_INTO_BIAS
@@ -44,10 +55,17 @@ PAIRSAT = AccumSpec(group=2, group_bits=16, group_overflow=Overflow.SATURATE, in
 # ---------------------------------------------------------------- helpers
 
 
-def run_both(fn, *args, **kwargs):
-    """(fast result, portable result, number of calls a fast path took)."""
+def run_both(fn, *args, limit=None, **kwargs):
+    """(fast result, portable result, number of calls a fast path took).
+
+    limit: ISA mask for the fast side (None = everything the CPU has), to reach
+    the narrower instruction-set variants on a wide CPU."""
     before = lib.hw_fast_calls()
-    fast = fn(*args, **kwargs)
+    old = lib.hw_set_feature_limit(0xFFFFFFFF if limit is None else limit)
+    try:
+        fast = fn(*args, **kwargs)
+    finally:
+        lib.hw_set_feature_limit(old)
     taken = lib.hw_fast_calls() - before
     old = lib.hw_set_feature_limit(0)
     try:
@@ -165,8 +183,10 @@ def test_feature_limit_returns_previous_and_masks():
     a_signed=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS)),
     zw_kind=st.sampled_from(["none", "tensor", "channel"]), fill=st.sampled_from(["random", "max", "min"]),
     bias_edge=st.sampled_from(BIAS_EDGES + [None]), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
+    isa=st.sampled_from(sorted(ISAS)),
 )
-def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_kind, fill, bias_edge, threads, seed):
+def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_kind, fill, bias_edge, threads, seed,
+                                               isa):
     rng = np.random.default_rng(seed)
     adt = np.int8 if a_signed else np.uint8
     a = operand(rng, adt, (m, k), fill)
@@ -177,7 +197,7 @@ def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_
     bias = None if bias_edge is None else np.full(n, bias_edge, np.int64) + rng.integers(-3, 4, n)
     spec = EXACT_SPECS[spec_name]
     fast, slow, taken = run_both(hk.gemm, a, b, a_zero_point=zx, b_zero_point=zw, bias=bias, accum=spec,
-                                 n_threads=threads)
+                                 n_threads=threads, limit=ISAS[isa])
     assert_same(fast, slow)
     expect = ref_exact(a, b, zx, zw, bias)
     if spec.acc_bits == 64:   # exact (never wraps) when the bound lets the fast path in
@@ -185,16 +205,16 @@ def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_
             np.testing.assert_array_equal(fast, expect)
     else:
         np.testing.assert_array_equal(fast, expect)
-        assert taken == (1 if HAS_VNNI else 0)
+        assert taken == expect_taken("exact", ISAS[isa])
 
 
 @settings(max_examples=80)
 @given(
     m=st.integers(1, 16), n=st.integers(1, 70), k=st.integers(1, 130), fill=st.sampled_from(["random", "max"]),
     zx=st.sampled_from([0, 1, 128, 255]), in_mac=st.booleans(), bias_edge=st.sampled_from(BIAS_EDGES),
-    threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
+    threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1), isa=st.sampled_from(sorted(ISAS)),
 )
-def test_gemm_pair_saturation_matches_portable_and_numpy(m, n, k, fill, zx, in_mac, bias_edge, threads, seed):
+def test_gemm_pair_saturation_matches_portable_and_numpy(m, n, k, fill, zx, in_mac, bias_edge, threads, seed, isa):
     rng = np.random.default_rng(seed)
     a = operand(rng, np.uint8, (m, k), fill)
     b = operand(rng, np.int8, (n, k), fill)     # "max": 255*127 + 255*127 = 64770 saturates to 32767
@@ -203,13 +223,13 @@ def test_gemm_pair_saturation_matches_portable_and_numpy(m, n, k, fill, zx, in_m
         spec = AccumSpec(group=2, group_bits=16, group_overflow=Overflow.SATURATE)
         zx = 0 if rng.integers(2) else zx      # IN_MAC with zx != 0 is not raw pairs: declined
     bias = np.full(n, bias_edge, np.int64)
-    fast, slow, taken = run_both(hk.gemm, a, b, a_zero_point=zx, bias=bias, accum=spec, n_threads=threads)
+    fast, slow, taken = run_both(hk.gemm, a, b, a_zero_point=zx, bias=bias, accum=spec, n_threads=threads,
+                                 limit=ISAS[isa])
     assert_same(fast, slow)
     raw_pairs = not in_mac or zx == 0
     if raw_pairs:
         np.testing.assert_array_equal(fast, ref_pairsat(a, b, zx, bias))
-    if raw_pairs:
-        assert taken == (1 if HAS_BW else 0)
+        assert taken == expect_taken("pairs", ISAS[isa])
     # (x - zx) pairs are declined unless the weights are small enough that no pair can
     # saturate -- then the exact path may take them; either way fast == portable above.
 
@@ -236,7 +256,7 @@ def test_gemm_accumulator_wraps_past_int32():
     assert_same(fast, slow)
     expect = np.array([255 * 127 * k + d for d in (0, 1, -1)]) - 2**32
     np.testing.assert_array_equal(fast, np.broadcast_to(expect, (2, 3)))
-    assert taken == (1 if HAS_VNNI else 0)
+    assert taken == expect_taken("exact", None)
 
 
 # ---------------------------------------------------------------- requantisation
@@ -301,11 +321,11 @@ def test_requantised_outputs_match_portable_and_oracle(scheme, rounding, fmt):
         rq = RequantParams(scheme=scheme, multiplier=tuple(int(v) for v in mult),
                            shift=tuple(int(v) for v in shifts), **kw)
     bias = accs
-    for threads in (1, 2):
+    for threads, isa in ((1, "native"), (2, "native"), (1, "avx2_avxvnni")):
         fast, slow, taken = run_both(hk.gemm, a, b, bias=bias, requant=rq, out_dtype=dtype,
-                                     return_accumulators=True, n_threads=threads)
+                                     return_accumulators=True, n_threads=threads, limit=ISAS[isa])
         assert_same(fast, slow)
-        assert taken == (1 if HAS_VNNI else 0)
+        assert taken == expect_taken("exact", ISAS[isa])
     acc = fast.accumulators
     np.testing.assert_array_equal(acc, wrap32(a.astype(np.int64) @ b.astype(np.int64).T + bias))
     expect = [[orq.requantize_one(int(acc[i, j]), j, i * n + j, rq)[0] for j in range(n)] for i in range(3)]
@@ -325,19 +345,20 @@ def test_float32_requant_rounds_ties_to_even_hand_vector():
 # ---------------------------------------------------------------- counters
 
 
+@pytest.mark.parametrize("isa", ["native", "avx2_avxvnni"])
 @pytest.mark.parametrize("spec_name", sorted(EXACT_SPECS))
-def test_counters_match_portable(spec_name):
+def test_counters_match_portable(spec_name, isa):
     rng = np.random.default_rng(3)
     a = rng.integers(-128, 128, (9, 40)).astype(np.int8)
     b = rng.integers(-128, 128, (37, 40)).astype(np.int8)
     rq = RequantParams(scheme=RequantScheme.FLOAT32, scale=0.004, zero_point=-3, out_bits=8)
     fast, slow, taken = run_both(hk.gemm, a, b, a_zero_point=-7, b_zero_point=2, bias=rng.integers(-9000, 9000, 37),
                                  accum=EXACT_SPECS[spec_name], requant=rq, return_accumulators=True, counters=True,
-                                 n_threads=2)
+                                 n_threads=2, limit=ISAS[isa])
     assert_same(fast, slow)
     assert fast.counters.out_events.sum() > 0          # the test exercises clamping
     # K * 128 * 255 + |bias| < 2^31: no step can overflow, so the fast path counts exactly.
-    assert taken == (1 if HAS_VNNI else 0)
+    assert taken == expect_taken("exact", ISAS[isa])
 
 
 def test_counters_with_possible_wrap_fall_back_to_portable():
@@ -361,9 +382,10 @@ def test_counters_with_possible_wrap_fall_back_to_portable():
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pad=st.tuples(*[st.integers(0, 2)] * 4),
     a_signed=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS) + ["pairsat"]),
     weight_zp=st.booleans(), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
+    isa=st.sampled_from(sorted(ISAS)),
 )
 def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, dilation, pad, a_signed, spec_name,
-                                           weight_zp, threads, seed):
+                                           weight_zp, threads, seed, isa):
     if h + pad[0] + pad[2] < dilation[0] * (kh - 1) + 1 or w + pad[1] + pad[3] < dilation[1] * (kw - 1) + 1:
         return
     rng = np.random.default_rng(seed)
@@ -376,7 +398,7 @@ def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, di
     bias = rng.integers(-(2**33), 2**33, o)
     spec = PAIRSAT if pairsat else EXACT_SPECS[spec_name]
     fast, slow, taken = run_both(hk.conv2d, x, wt, stride=stride, dilation=dilation, padding=pad, x_zero_point=zx,
-                                 w_zero_point=zw, bias=bias, accum=spec, n_threads=threads)
+                                 w_zero_point=zw, bias=bias, accum=spec, n_threads=threads, limit=ISAS[isa])
     assert_same(fast, slow)
     cols, shape = im2col(x, kh, kw, stride, dilation, pad, zx)
     wm = wt.reshape(o, -1)
@@ -385,7 +407,7 @@ def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, di
         return
     np.testing.assert_array_equal(fast, expect.reshape(*shape, o))
     if spec.acc_bits != 64:
-        assert taken == (1 if (HAS_BW if pairsat else HAS_VNNI) else 0)
+        assert taken == expect_taken("pairs" if pairsat else "exact", ISAS[isa])
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -399,7 +421,7 @@ def test_conv2d_requantised_3x3_and_1x1(threads):
         fast, slow, taken = run_both(hk.conv2d, x, wt, padding=pad, x_zero_point=77, bias=rng.integers(-500, 500, 21),
                                      requant=rq, out_dtype=np.uint8, return_accumulators=True, n_threads=threads)
         assert_same(fast, slow)
-        assert taken == (1 if HAS_VNNI else 0)
+        assert taken == expect_taken("exact", None)
 
 
 def test_grouped_conv_is_declined_and_still_exact():
@@ -460,13 +482,13 @@ def test_packed_weights_give_the_same_bits(spec):
     assert status == 0
     handle = ffi.new("void **")
     assert lib.hw_pack_gemm_b(args, nk.accum_spec(spec), handle) == 0
-    assert (handle[0] != ffi.NULL) == HAS_BW
+    assert (handle[0] != ffi.NULL) == bool(FEATURES & 3)
     try:
         before = lib.hw_fast_calls()
         status, packed, _ = _raw_gemm(a, b, 19, spec, handle[0], n_threads=2)
         assert status == 0
         np.testing.assert_array_equal(packed, plain)
-        assert lib.hw_fast_calls() - before == (1 if (HAS_VNNI or (HAS_BW and spec is PAIRSAT)) else 0)
+        assert lib.hw_fast_calls() - before == expect_taken("pairs" if spec is PAIRSAT else "exact", None)
         # a handle for another shape is ignored, never misread
         status, other, _ = _raw_gemm(a[:, :100].copy(), b[:, :100].copy(), 19, spec, handle[0])
         assert status == 0

@@ -116,9 +116,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--only", default="", help="run only rows whose name contains this text")
+    ap.add_argument("--feature-limit", type=lambda v: int(v, 0), default=None,
+                    help="ISA mask for hwsim (hw_set_feature_limit), e.g. 0x9 = AVX2 + AVX-VNNI, 0 = portable C")
     args = ap.parse_args(argv)
+    if args.feature_limit is not None:
+        lib.hw_set_feature_limit(args.feature_limit)
     cases = [c for build in CASE_BUILDERS for c in build() if args.only in c.name]
-    print(f"CPU features 0x{lib.hw_cpu_features():x} (1 AVX2, 2 AVX512BW, 4 AVX512_VNNI, 8 AVX_VNNI); "
+    limit = "" if args.feature_limit is None else f", limited to 0x{args.feature_limit:x}"
+    print(f"CPU features 0x{lib.hw_cpu_features():x}{limit} (1 AVX2, 2 AVX512BW, 4 AVX512_VNNI, 8 AVX_VNNI); "
           "GMAC/s = best of 3 passes of 7-sample medians")
     header = f"{'case':46s} {'thr':>3s} {'hwsim':>8s} {'peer':>8s} {'ratio':>7s} {'bar':>6s} {'ok':>4s} {'same bits':>9s}"
     failed = 0

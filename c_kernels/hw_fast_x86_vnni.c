@@ -566,16 +566,42 @@ HW_TGT_AVX512 static void tile_maddubs(const uint8_t *const rows[MR], const int6
         _mm256_storeu_si256((__m256i *)(c + 5 * NR + 8 * h), y5);             \
     }
 
-/* AVX-VNNI (VEX VPDPBUSD on ymm): exact u8 x s8 dot products. */
+/* AVX-VNNI (VEX VPDPBUSD on ymm): exact u8 x s8 dot products, the tile as
+ * four 6 x 16 column groups in 12 ymm accumulators (group h: bytes 64h..64h+63
+ * of each k4 block = columns 16h..16h+15). */
 HW_TGT_AVXVNNI static void tile_dpbusd_ymm(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
                                            int64_t seg_k4, const int8_t *b, int32_t *c)
 {
-#define HW_DOT(ap, y)                              \
-    memcpy(&v, (ap) + 4 * kk, 4);                  \
-    av = _mm256_set1_epi32(v);                     \
-    y = _mm256_dpbusd_avx_epi32(y, av, bv);
-    HW_YMM_TILE(HW_DOT)
+    for (int h = 0; h < 4; h++) {
+        __m256i y00 = _mm256_setzero_si256(), y01 = y00, y10 = y00, y11 = y00, y20 = y00, y21 = y00;
+        __m256i y30 = y00, y31 = y00, y40 = y00, y41 = y00, y50 = y00, y51 = y00;
+        const int8_t *bk = b + 64 * h;
+        for (int64_t sg = 0; sg < nseg; sg++) {
+            const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg];
+            const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg];
+            const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg];
+            for (int64_t kk = 0; kk < seg_k4; kk++, bk += 256) {
+                const __m256i b0 = _mm256_loadu_si256((const __m256i *)bk);
+                const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bk + 32));
+                int32_t v;
+                __m256i av;
+#define HW_DOT(ap, x0, x1)                         \
+                memcpy(&v, (ap) + 4 * kk, 4);      \
+                av = _mm256_set1_epi32(v);         \
+                x0 = _mm256_dpbusd_avx_epi32(x0, av, b0); \
+                x1 = _mm256_dpbusd_avx_epi32(x1, av, b1);
+                HW_DOT(a0, y00, y01) HW_DOT(a1, y10, y11) HW_DOT(a2, y20, y21)
+                HW_DOT(a3, y30, y31) HW_DOT(a4, y40, y41) HW_DOT(a5, y50, y51)
 #undef HW_DOT
+            }
+        }
+#define HW_ST(r, x0, x1)                                                       \
+        _mm256_storeu_si256((__m256i *)(c + (r) * NR + 16 * h), x0);           \
+        _mm256_storeu_si256((__m256i *)(c + (r) * NR + 16 * h + 8), x1);
+        HW_ST(0, y00, y01) HW_ST(1, y10, y11) HW_ST(2, y20, y21)
+        HW_ST(3, y30, y31) HW_ST(4, y40, y41) HW_ST(5, y50, y51)
+#undef HW_ST
+    }
 }
 
 /* AVX2: x86-avx2 pair saturation, VPMADDUBSW + VPMADDWD(1) + VPADDD on ymm. */
@@ -648,6 +674,42 @@ static void epilogue_portable(const job_t *j, int ti, const int32_t *tile, int64
             const int64_t a = hw_wrap_s64((int64_t)u, 32);
             if (j->acc_out) j->acc_out[idx] = a;
             finish_one(j, ti, a, idx, c);
+        }
+    }
+}
+
+/* 256-bit epilogue: sums mod 2^32, acc_out, and FLOAT32 requantisation
+ * (rounding explicit in VROUNDPS; the int -> float conversion and the multiply
+ * round to nearest even under the default MXCSR, as the scalar C code does). */
+HW_TGT_AVX2 static void epilogue_avx2(const job_t *j, int ti, const int32_t *tile, int64_t m0, int64_t rows,
+                                      int64_t n0, int64_t ncols, const int32_t *rs)
+{
+    (void)ti;
+    const hw_rq_plan_t *p = &j->rq->v;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t s8 = 0; s8 < ncols; s8 += 8) {
+            const int64_t col = n0 + s8, nl = ncols - s8 < 8 ? ncols - s8 : 8, idx = (m0 + r) * j->n + col;
+            __m256i v = _mm256_loadu_si256((const __m256i *)(tile + r * NR + s8));
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)(j->cc + col)));
+            if (j->zwcol)
+                v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(j->zwcol + col)),
+                                                           _mm256_set1_epi32(rs[r])));
+            int32_t lane[8];
+            _mm256_storeu_si256((__m256i *)lane, v);
+            if (j->acc_out)
+                for (int64_t i = 0; i < nl; i++) j->acc_out[idx + i] = lane[i];
+            if (p->kind != RQV_F32) continue;
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(p->scale + col));
+            f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(p->f_lo)), _mm256_set1_ps(p->f_hi));
+            switch (p->f32_rounding) {
+            case HW_ROUND_FLOOR: f = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); break;
+            case HW_ROUND_CEIL: f = _mm256_round_ps(f, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); break;
+            case HW_ROUND_TRUNC: f = _mm256_round_ps(f, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); break;
+            default: f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); break;
+            }
+            /* integral and within [out_min - zp, out_max - zp]: the truncating conversion is exact */
+            _mm256_storeu_si256((__m256i *)lane, _mm256_add_epi32(_mm256_cvttps_epi32(f), _mm256_set1_epi32(p->zp)));
+            for (int64_t i = 0; i < nl; i++) store_out(j->out, j->out_dtype, idx + i, lane[i]);
         }
     }
 }
@@ -729,7 +791,10 @@ static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
                         tile_dpbusd_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
                     else
                         tile_maddubs_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
-                    epilogue_portable(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
+                    if (j->scalar_epilogue)
+                        epilogue_portable(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
+                    else
+                        epilogue_avx2(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
                     continue;
                 }
                 if (j->mode == MODE_EXACT)
@@ -779,7 +844,8 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     j->out_dtype = out_dtype;
     j->out = out;
     j->acc_out = acc_out;
-    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR || !wide;
+    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR
+                         || (!wide && rqs.v.kind != RQV_NONE && rqs.v.kind != RQV_F32);
 
     /* Column constants CC[n] = bias - c*CS + K*c*zw (mod 2^32), c = 128*[s8] + zx;
      * PAIRSAT has zw = 0 and c = zx (u8, zx is 0 for IN_MAC). */

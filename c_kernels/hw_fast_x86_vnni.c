@@ -408,6 +408,8 @@ typedef struct {
     int scalar_epilogue;
     int64_t *cnt_max;        /* [chunks][n] or NULL */
     int64_t *cnt_ev;         /* [chunks][n] or NULL */
+    int64_t n_tasks;         /* (row panel, column block) pairs, row panel major */
+    int64_t next_task;       /* shared counter the workers claim tasks from */
     uint8_t *abuf;           /* [chunks][MP * kpad] */
     int32_t *rsbuf;          /* [chunks][MP] */
 } job_t;
@@ -763,14 +765,22 @@ static const uint8_t *direct_row(const job_t *j, int64_t m)
     return j->src + ((b * j->src_h + oy * c->stride_h) * j->src_w + ox * c->stride_w) * j->src_c;
 }
 
+/* One worker per thread; workers claim tasks from a shared counter, so a
+ * thread slowed by another process does less of the work.  Which worker runs
+ * a task never changes its bits: every output is computed by one task with the
+ * same instructions, and counters are per-worker integer sums / maxima. */
 static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
 {
-    const job_t *j = (const job_t *)ctx;
+    job_t *j = (job_t *)ctx;
+    (void)begin;
+    (void)end;
     uint8_t *abuf = j->abuf + (int64_t)ti * MP * j->kpad;
     int32_t *rs = j->rsbuf + (int64_t)ti * MP;
     int32_t tile[MR * NR] __attribute__((aligned(64)));
     int64_t packed_panel = -1;
-    for (int64_t t = begin; t < end; t++) {
+    for (;;) {
+        const int64_t t = __atomic_fetch_add(&j->next_task, 1, __ATOMIC_RELAXED);
+        if (t >= j->n_tasks) break;
         const int64_t mp = t / j->n_nb, nb = t % j->n_nb;
         const int64_t m0 = mp * MP, rows = j->m - m0 < MP ? j->m - m0 : MP;
         if (!j->direct && mp != packed_panel) {
@@ -859,7 +869,9 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
         j->nseg = 1;
         j->seg_k4 = pk->kpad / 4;
     }
-    const int64_t chunks = hw_parallel_chunks((int64_t)((pr->m + MP - 1) / MP) * j->n_nb, n_threads);
+    j->n_tasks = (int64_t)((pr->m + MP - 1) / MP) * j->n_nb;
+    j->next_task = 0;
+    const int64_t chunks = hw_parallel_chunks(j->n_tasks, n_threads);
     size_t cbytes = (size_t)npad * 2 * sizeof(int32_t);
     size_t abytes = (size_t)(chunks * MP * pk->kpad) + 64;
     size_t rbytes = (size_t)(chunks * MP) * sizeof(int32_t);
@@ -889,7 +901,7 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     j->cnt_max = want_max ? cnt : NULL;
     j->cnt_ev = want_ev ? cnt + chunks * n : NULL;
 
-    int used = hw_parallel_for((int64_t)((pr->m + MP - 1) / MP) * j->n_nb, n_threads, run_tasks, j);
+    int used = hw_parallel_for(chunks, n_threads, run_tasks, j);
 
     if (counters) {
         for (int64_t i = 0; i < n; i++) {

@@ -42,6 +42,32 @@ def _i64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.int64)
 
 
+def _int_input(x, name: str) -> np.ndarray:
+    """``x`` as int64, refusing floats and other non-integer dtypes (no silent truncation)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+        raise ValueError(f"{name}: expected a signed integer array (or int32/int64 values), got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _in_range(x, name: str, lo: int, hi: int) -> np.ndarray:
+    arr = _int_input(x, name)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise ValueError(f"{name}: expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def _mode(mode, name: str = "mode") -> Rounding:
+    try:
+        return Rounding(mode)
+    except ValueError:
+        raise ValueError(f"{name}: expected one of {', '.join(m.value for m in Rounding)}, got {mode!r}") from None
+
+
+def _int32_input(x, name: str) -> np.ndarray:
+    return _in_range(x, name, _INT32_MIN, _INT32_MAX)
+
+
 def _u64(x) -> np.ndarray:
     return np.asarray(x).astype(np.uint64)
 
@@ -75,9 +101,19 @@ def saturate(x, bits: int, signed: bool = True) -> np.ndarray:
 
 
 def narrow(x, bits: int, signed: bool = True, overflow: Overflow | str = Overflow.SATURATE):
-    """Narrow to ``bits`` with ``overflow``; returns ``(values, number changed)``."""
-    x = _i64(x)
-    y = wrap(x, bits, signed) if Overflow(overflow) is Overflow.WRAP else saturate(x, bits, signed)
+    """Narrow to ``bits`` with ``overflow``; returns ``(values, number changed)``.
+
+    Signed ``bits`` in [2, 64], unsigned in [1, 63].
+    """
+    x = _int_input(x, "x")
+    lo_bits, hi_bits = (2, 64) if signed else (1, 63)
+    if not isinstance(bits, (int, np.integer)) or not lo_bits <= bits <= hi_bits:
+        raise ValueError(f"bits: expected an int in [{lo_bits}, {hi_bits}], got {bits!r}")
+    try:
+        overflow = Overflow(overflow)
+    except ValueError:
+        raise ValueError(f"overflow: expected 'wrap' or 'saturate', got {overflow!r}") from None
+    y = wrap(x, bits, signed) if overflow is Overflow.WRAP else saturate(x, bits, signed)
     return y, int(np.count_nonzero(y != x))
 
 
@@ -139,7 +175,7 @@ def round_shift(x, shift, mode: Rounding | str, seed: int = 0) -> np.ndarray:
     >>> round_shift(np.array([5, -5]), 1, "half_even").tolist()
     [2, -2]
     """
-    return _round_div_pow2(x, shift, Rounding(mode), seed)
+    return _round_div_pow2(_int_input(x, "x"), _in_range(shift, "shift", 0, 63), _mode(mode), seed)
 
 
 def round_float(v, mode: Rounding | str, seed: int = 0, index=None) -> np.ndarray:
@@ -148,6 +184,9 @@ def round_float(v, mode: Rounding | str, seed: int = 0, index=None) -> np.ndarra
     Stochastic: u = (z >> 11) * 2^-53, round up iff u < v - floor(v).
     """
     v = np.asarray(v, dtype=np.float64)
+    if v.size and not (np.all(np.isfinite(v)) and np.abs(v).max() <= 2.0**62):
+        raise ValueError("v: expected finite values with |v| <= 2**62")
+    mode = _mode(mode)
     fl = np.floor(v)
     f = v - fl                                           # exact
     q = fl.astype(np.int64)
@@ -156,7 +195,7 @@ def round_float(v, mode: Rounding | str, seed: int = 0, index=None) -> np.ndarra
         z = stochastic_bits(seed, np.arange(v.size).reshape(v.shape) if index is None else index)
         return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53 < f
 
-    carry = _carry(Rounding(mode), f > 0.5, f == 0.5, f != 0, v < 0, (q & 1) == 1, stoch_up)
+    carry = _carry(mode, f > 0.5, f == 0.5, f != 0, v < 0, (q & 1) == 1, stoch_up)
     return q + carry.astype(np.int64)
 
 
@@ -173,17 +212,18 @@ def _sqdmulh64(a, b) -> np.ndarray:
 
 def srdhm(a, b) -> np.ndarray:
     """gemmlowp SaturatingRoundingDoublingHighMul (= SQRDMULH) of int32 values: int32 result."""
-    return _srdhm64(a, b).astype(np.int32)
+    return _srdhm64(_int32_input(a, "a"), _int32_input(b, "b")).astype(np.int32)
 
 
 def sqdmulh(a, b) -> np.ndarray:
     """ARM SQDMULH of int32 values: floor(a*b / 2^31), saturating INT32_MIN^2."""
-    return _sqdmulh64(a, b).astype(np.int32)
+    return _sqdmulh64(_int32_input(a, "a"), _int32_input(b, "b")).astype(np.int32)
 
 
 def rdbpot(x, exponent) -> np.ndarray:
     """gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero; exponent in [0, 31]."""
-    return _round_div_pow2(x, exponent, Rounding.HALF_AWAY).astype(np.int32)
+    x = _int32_input(x, "x")
+    return _round_div_pow2(x, _in_range(exponent, "exponent", 0, 31), Rounding.HALF_AWAY).astype(np.int32)
 
 
 def _shift32(x, s, rounding: Rounding) -> np.ndarray:
@@ -196,12 +236,12 @@ def _shift32(x, s, rounding: Rounding) -> np.ndarray:
 
 def srshl(x, s) -> np.ndarray:
     """ARM SRSHL on 32-bit lanes: s >= 0 wrap_32(x * 2^s); s < 0 x / 2^-s rounded half up.  s in [-63, 63]."""
-    return _shift32(x, s, Rounding.HALF_UP).astype(np.int32)
+    return _shift32(_int32_input(x, "x"), _in_range(s, "s", -63, 63), Rounding.HALF_UP).astype(np.int32)
 
 
 def sshl(x, s) -> np.ndarray:
     """ARM SSHL on 32-bit lanes: s >= 0 wrap_32(x * 2^s); s < 0 floor(x / 2^-s).  s in [-63, 63]."""
-    return _shift32(x, s, Rounding.FLOOR).astype(np.int32)
+    return _shift32(_int32_input(x, "x"), _in_range(s, "s", -63, 63), Rounding.FLOOR).astype(np.int32)
 
 
 def _scheme_value(acc: np.ndarray, p: RequantParams, index: np.ndarray):
@@ -256,7 +296,9 @@ def requantize(acc, params: RequantParams, return_changed: bool = False):
 
     .. math:: y = \\mathrm{out}(\\mathrm{scheme}(acc) + zero\\_point)
     """
-    acc = _i64(acc)
+    if not isinstance(params, RequantParams):
+        raise ValueError(f"params: expected a RequantParams, got {type(params).__name__}")
+    acc = _int_input(acc, "acc")
     if params.n_channels > 1 and (acc.ndim == 0 or acc.shape[-1] != params.n_channels):
         raise ValueError(f"acc: last axis must have {params.n_channels} entries (one per channel), got shape {acc.shape}")
     index = np.arange(acc.size, dtype=np.uint64).reshape(acc.shape)

@@ -82,8 +82,9 @@ def test_requantize_property(scheme, data):
 
 
 def _int8_products() -> np.ndarray:
+    """Every distinct int8 x int8 product, as one row."""
     a = np.arange(-128, 128, dtype=np.int64)
-    return (a[:, None] * a[None, :]).reshape(-1, 256)   # every int8 x int8 product, 256 rows
+    return np.unique(a[:, None] * a[None, :]).reshape(1, -1)
 
 
 @pytest.mark.parametrize("scheme", FIXED)
@@ -143,3 +144,14 @@ def test_stochastic_requant_is_index_keyed():
     np.testing.assert_array_equal(out, C.requantize(acc, p))
     assert not np.array_equal(out[0], out[1])
     np.testing.assert_array_equal(out.astype(np.int64), A.requantize(acc, p))
+
+
+@pytest.mark.parametrize("scheme", ["float32", "float64_round"])
+@given(data=st.data())
+def test_float_schemes_wide_accumulators(scheme, data):
+    """Accumulators beyond 2^24 / 2^53 with scales that keep the result inside int32."""
+    acc = np.array(data.draw(st.lists(st.one_of(edge_ints(64), st.integers(2**24, 2**40), st.integers(-(2**62), 2**62)),
+                                      min_size=1, max_size=16)), np.int64).reshape(1, -1)
+    scale = data.draw(st.one_of(st.floats(2.0**-40, 2.0**-9), st.floats(1e-18, 1e-12)))
+    rounding = data.draw(st.sampled_from(list(Rounding)))
+    check_all_three(acc, RequantParams(scheme, scale=scale, rounding=rounding, out_bits=32, seed=9))

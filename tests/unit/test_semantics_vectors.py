@@ -220,3 +220,29 @@ def test_splitmix64_published_outputs():
     want = [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
     assert [O.stochastic_bits(0, i) for i in range(3)] == want
     assert A.stochastic_bits(0, np.arange(3)).tolist() == want
+
+
+# ---- 8.6 complete rows: VPMADDUBSW (pairs, sat16) then VPMADDWD with ones (wrap32) ----
+X86_ROWS = [  # (a u8, b s8, VPMADDUBSW words, VPMADDWD sum)
+    ([255, 255, 0, 0], [127, 127, 0, 0], [32767, 0], 32767),
+    ([255, 255, 255, 255], [-128, -128, -128, -128], [-32768, -32768], -65536),
+    ([127, 127, 127, 127], [127, 127, 127, 127], [32258, 32258], 64516),
+    ([255, 255, 3, 4], [-64, -64, 5, 6], [-32640, 39], -32601),
+]
+
+
+@pytest.mark.parametrize("narrow", [C.narrow, A.narrow], ids=["C", "numpy"])
+@pytest.mark.parametrize("a, b, words, dword", X86_ROWS)
+def test_8_6_vpmaddubsw_vpmaddwd(narrow, a, b, words, dword):
+    pair_sums = np.array([a[0] * b[0] + a[1] * b[1], a[2] * b[2] + a[3] * b[3]], np.int64)
+    w = narrow(pair_sums, 16, True, "saturate")[0]
+    assert w.tolist() == words
+    assert narrow(np.array([w.sum()], np.int64), 32, True, "wrap")[0].tolist() == [dword]
+    assert [O.saturate_signed(int(p), 16) for p in pair_sums] == words
+
+
+def test_8_6_onednn_s8s8_compensation():
+    # a_s8 = b_s8 = [127,127,0,0]: VPMADDUBSW([255,255,128,128],[127,127,0,0]) = 32767, minus 128*254 = 255
+    pair = np.array([255 * 127 + 255 * 127, 128 * 0 + 128 * 0], np.int64)
+    w = C.narrow(pair, 16, True, "saturate")[0]
+    assert int(w.sum()) - 128 * 254 == 255

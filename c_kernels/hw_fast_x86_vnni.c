@@ -110,13 +110,6 @@ static hw_vnni_packed_t *pack_weights(const int8_t *b, int64_t ldb, int64_t n, i
     return p;
 }
 
-static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k)
-{
-    const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
-    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k) return NULL;
-    return p;
-}
-
 void hw_packed_free(void *packed)
 {
     hw_vnni_packed_t *p = (hw_vnni_packed_t *)packed;
@@ -180,6 +173,15 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
 #else /* __x86_64__ */
 
 #include <immintrin.h>
+
+/* The caller's handle if it was packed for an [n, k] weight matrix, else NULL
+ * (then the call packs its own copy). */
+static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k)
+{
+    const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
+    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k) return NULL;
+    return p;
+}
 
 #define HW_TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 

@@ -48,6 +48,8 @@ EXACT_SPECS = {
     "int32_wrap_folded_bias_first": AccumSpec(input_zero_point=FOLDED, bias_first=True),
     "dot4_int32": AccumSpec(group=4, group_bits=32, group_overflow=Overflow.SATURATE),
     "int64_sat": AccumSpec(acc_bits=64, acc_overflow=Overflow.SATURATE),
+    # narrower than 32 bits: taken only when the bound proves no step saturates
+    "int24_sat": AccumSpec(acc_bits=24, acc_overflow=Overflow.SATURATE),
 }
 PAIRSAT = AccumSpec(group=2, group_bits=16, group_overflow=Overflow.SATURATE, input_zero_point=FOLDED)
 
@@ -200,7 +202,7 @@ def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_
                                  n_threads=threads, limit=ISAS[isa])
     assert_same(fast, slow)
     expect = ref_exact(a, b, zx, zw, bias)
-    if spec.acc_bits == 64:   # exact (never wraps) when the bound lets the fast path in
+    if spec.acc_bits != 32:   # exact (never overflows) when the bound lets the fast path in
         if taken:
             np.testing.assert_array_equal(fast, expect)
     else:
@@ -245,6 +247,21 @@ def test_pair_saturation_hand_vector():
     b = np.array([[71, 107, -5]], np.int8)
     fast, slow, _ = run_both(hk.gemm, a, b, accum=PAIRSAT)
     assert fast[0, 0] == 32767 - 15 == slow[0, 0]
+
+
+@pytest.mark.parametrize("bias,bounded", [(382, True), (383, False)])
+def test_bound_admits_a_narrow_accumulator_exactly_up_to_its_limit(bias, bounded):
+    # acc_bits 16 saturate, K = 1, u8 x in [0, 255], the one weight is 127:
+    # |bias| + K * 255 * 127 = bias + 32385 <= 2^15 - 1 iff bias <= 382.
+    a = np.array([[255], [0], [7]], np.uint8)
+    b = np.array([[127]], np.int8)
+    spec = AccumSpec(acc_bits=16, acc_overflow=Overflow.SATURATE)
+    fast, slow, taken = run_both(hk.gemm, a, b, bias=np.array([bias]), accum=spec, counters=True)
+    assert_same(fast, slow)
+    np.testing.assert_array_equal(fast.output[:, 0], [min(32385 + bias, 32767), bias, 889 + bias])
+    if bounded:
+        assert taken == expect_taken("exact", None)
+    # (bias 383 may still go to another fast path; the vnni path declines it)
 
 
 def test_gemm_accumulator_wraps_past_int32():
@@ -403,10 +420,10 @@ def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, di
     cols, shape = im2col(x, kh, kw, stride, dilation, pad, zx)
     wm = wt.reshape(o, -1)
     expect = ref_pairsat(cols, wm, zx, bias) if pairsat else ref_exact(cols, wm, zx, zw, bias)
-    if spec.acc_bits == 64 and not taken:
+    if spec.acc_bits != 32 and not taken:
         return
     np.testing.assert_array_equal(fast, expect.reshape(*shape, o))
-    if spec.acc_bits != 64:
+    if spec.acc_bits == 32:
         assert taken == expect_taken("pairs" if pairsat else "exact", ISAS[isa])
 
 

@@ -14,38 +14,46 @@
  *            RS  = sum_k a'[m,k],  CS[n] = sum_k w[n,k],  c = 128*[s8] + zx
  *            CC  = bias[n] - c * CS[n] + K * c * zw[n]
  *          (this is sum_k (x - zx)(w - zw) + bias, regrouped; every term exact
- *          mod 2^32).  Needs AVX512_VNNI.
+ *          mod 2^32).  u8 weights are stored as w - 128 (s8) with zero point
+ *          zw - 128, which leaves every (w - zw) unchanged.  Needs AVX512_VNNI
+ *          (zmm tiles) or AVX-VNNI (ymm tiles).
  *  PAIRSAT the x86-avx2 profile: group 2, group_bits 16 saturate, acc 32 wrap,
  *          raw u8 activations (zero point folded, or 0), s8 weights without
  *          zero points.  VPMADDUBSW computes sat16(a[2i]w[2i] + a[2i+1]w[2i+1])
  *          for exactly the documented pairs (2i, 2i+1); VPMADDWD with ones and
- *          VPADDD add the pair sums exactly mod 2^32; CC = bias - zx * CS.
- *          Needs AVX512BW.
+ *          VPADDD (or VPDPWSSD by 1) add the pair sums exactly mod 2^32;
+ *          CC = bias - zx * CS.  Needs AVX512BW (zmm) or AVX2 (ymm).
  *
- * Anything else (s16 activations, u8 weights, narrow saturating accumulators
- * that a bound cannot clear, grouped conv, depthwise) returns 0 and the
- * portable kernel (or another fast path) runs.
+ * Anything else (s16 activations, narrow saturating accumulators that the
+ * bound cannot clear, grouped conv, depthwise) returns 0 and the portable
+ * kernel (or another fast path) runs.
  *
  * Layout: weights are packed once (hw_pack_gemm_b / hw_pack_conv2d_w) into
  * panels of 64 output channels; within a panel, for each k4 = k/4, 256 bytes:
- * four zmm of 16 channels x 4 consecutive k.  Activations are copied per panel
- * of MP rows into a u8 buffer (s8 XOR 0x80 = x + 128; conv: im2col of those
- * rows in (ky, kx, ci) order with padding taps = zx), K padded with zeros to a
- * multiple of 4 (zero weights there, so padding adds nothing).  A 6 x 64 tile
- * lives in 24 zmm accumulators for the whole K loop.
+ * four zmm of 16 channels x 4 consecutive k.  Activations are read in place
+ * when they already are u8 rows of a multiple of 4 bytes (GEMM), or through a
+ * tap offset table into the input with its padding materialised once (conv,
+ * in_c % 4 == 0; s8 flipped to u8, padding taps = zx).  Otherwise (s8 GEMM, K or
+ * in_c not a multiple of 4, weight zero points: row sums needed) each panel of
+ * MP rows is copied into a u8 buffer (conv: im2col of those rows in (ky, kx, ci)
+ * order), K padded with zeros to a multiple of 4 (zero weights there, so the
+ * padding adds nothing).  A 6 x 64 tile lives in 24 zmm accumulators (AVX-512)
+ * or in 12 ymm per 16 columns (AVX-VNNI) for the whole K loop.
  *
  * Epilogue: + CC (and - zw*RS), acc_out (sign-extended), then requantisation
  * vectorised for FLOAT32 / DOUBLE_ROUNDING / SRDHM_HALF_UP / SINGLE_ROUNDING
- * (hw_fast_x86_requant.h), every other scheme through hw_requantize_one.
+ * (hw_fast_x86_requant.h; 256-bit paths: FLOAT32 only), every other scheme
+ * through hw_requantize_one_at.
  *
  * Counters: max_abs_acc and out_events exactly (scalar epilogue when asked);
  * group_events are 0 in EXACT mode; acc_events are 0 when the bound holds.
  * Calls asking for events this file cannot count (acc_events with 32-bit wrap,
  * group_events with PAIRSAT) are declined.
  *
- * Threads: tasks are (row panel, column block) pairs; each output is computed
- * by exactly one task with the same instructions, so bits never depend on
- * n_threads.
+ * Threads: tasks are (row panel, column block) pairs, claimed by one worker
+ * per thread from a shared counter; each output is computed by exactly one task
+ * with the same instructions, so bits never depend on n_threads or on which
+ * worker ran which task.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,15 +72,18 @@ typedef struct {
     uint64_t magic;
     int64_t n, k;          /* logical shape [N, K] */
     int64_t kpad, npad;    /* K rounded up to 4, N rounded up to 64 */
-    int32_t wmin, wmax;    /* range of the weight values */
-    int64_t *colsum;       /* N entries: sum_k w[n, k] (exact) */
+    int32_t wmin, wmax;    /* range of the stored weight values */
+    int32_t wflip;         /* 0x80: u8 weights stored as w - 128 (s8), else 0 */
+    int64_t *colsum;       /* N entries: sum_k of the stored w[n, k] (exact) */
     int8_t *data;          /* npad/64 panels of (kpad/4) x 256 bytes, 64-byte aligned */
 } hw_vnni_packed_t;
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-/* One allocation: header, column sums, aligned panel data. */
-static hw_vnni_packed_t *pack_weights(const int8_t *b, int64_t ldb, int64_t n, int64_t k)
+/* One allocation: header, column sums, aligned panel data.  u8 weights
+ * (flip 0x80) are stored as the s8 value w - 128 that VPDPBUSD takes; the
+ * call then uses the weight zero point zw - 128, so (w - zw) is unchanged. */
+static hw_vnni_packed_t *pack_weights(const uint8_t *b, int64_t ldb, int64_t n, int64_t k, uint8_t flip)
 {
     int64_t kpad = round_up(k, 4), npad = round_up(n, 64);
     if (n <= 0 || k <= 0 || ldb < k || npad > (INT64_MAX / 2) / kpad) return NULL;
@@ -87,17 +98,19 @@ static hw_vnni_packed_t *pack_weights(const int8_t *b, int64_t ldb, int64_t n, i
     p->k = k;
     p->kpad = kpad;
     p->npad = npad;
+    p->wflip = flip;
     p->colsum = (int64_t *)(mem + head);
     uintptr_t d = (uintptr_t)(mem + head + sums);
     p->data = (int8_t *)(d + ((64 - d % 64) % 64));
     memset(p->data, 0, (size_t)(npad * kpad));
     int32_t wmin = 127, wmax = -128;
     for (int64_t j = 0; j < n; j++) {
-        const int8_t *row = b + j * ldb;
+        const uint8_t *row = b + j * ldb;
         int8_t *panel = p->data + (j / 64) * kpad * 64 + ((j % 64) / 16) * 64 + (j % 16) * 4;
         int64_t s = 0;
         for (int64_t kk = 0; kk < k; kk++) {
-            int8_t w = row[kk];
+            /* the byte as s8 after the flip: u8 w - 128 (or the s8 weight itself) */
+            int8_t w = (int8_t)((int32_t)(uint8_t)(row[kk] ^ flip) - ((row[kk] ^ flip) & 0x80 ? 256 : 0));
             s += w;
             if (w < wmin) wmin = w;
             if (w > wmax) wmax = w;
@@ -133,8 +146,9 @@ hw_status_t hw_pack_gemm_b(const hw_gemm_args_t *args, const hw_accum_spec_t *ac
     if (!packed) return HW_ERR_ARG;
     *packed = NULL;
     if (!args || args->N <= 0 || args->K <= 0 || !args->b || args->ldb < args->K) return HW_ERR_ARG;
-    if (args->b_dtype != HW_DT_S8 || !pack_supported()) return HW_OK;
-    *packed = pack_weights((const int8_t *)args->b, args->ldb, args->N, args->K);
+    if ((args->b_dtype != HW_DT_S8 && args->b_dtype != HW_DT_U8) || !pack_supported()) return HW_OK;
+    *packed = pack_weights((const uint8_t *)args->b, args->ldb, args->N, args->K,
+                           args->b_dtype == HW_DT_U8 ? 0x80 : 0);
     return *packed ? HW_OK : HW_ERR_NOMEM;
 }
 
@@ -146,9 +160,10 @@ hw_status_t hw_pack_conv2d_w(const hw_conv2d_args_t *args, const hw_accum_spec_t
     if (!args || !args->w || args->out_c <= 0 || args->kernel_h <= 0 || args->kernel_w <= 0
         || args->in_c <= 0 || args->groups <= 0 || args->in_c % args->groups != 0)
         return HW_ERR_ARG;
-    if (args->w_dtype != HW_DT_S8 || args->groups != 1 || !pack_supported()) return HW_OK;
+    if ((args->w_dtype != HW_DT_S8 && args->w_dtype != HW_DT_U8) || args->groups != 1 || !pack_supported())
+        return HW_OK;
     int64_t k = args->kernel_h * args->kernel_w * args->in_c;
-    *packed = pack_weights((const int8_t *)args->w, k, args->out_c, k);
+    *packed = pack_weights((const uint8_t *)args->w, k, args->out_c, k, args->w_dtype == HW_DT_U8 ? 0x80 : 0);
     return *packed ? HW_OK : HW_ERR_NOMEM;
 }
 
@@ -176,12 +191,13 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
 
 /* The caller's handle if it was packed for an [n, k] weight matrix, else NULL
  * (then the call packs its own copy). */
-static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k)
+static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k, int32_t flip)
 {
     const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
-    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k) return NULL;
+    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k || p->wflip != flip) return NULL;
     return p;
 }
+
 
 #define HW_TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
@@ -287,6 +303,28 @@ static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin
     }
     *bounded = 0;
     return MODE_NONE;
+}
+
+/* The packed weights for a call (the caller's handle or a fresh copy in *tmp)
+ * and, for u8 weights, the shifted zero points zw - 128 in *zw_u8 (n entries)
+ * that make the stored w - 128 give the same (w - zw). */
+static const hw_vnni_packed_t *call_weights(const void *w, hw_dtype_t dt, int64_t ldw, const void *handle,
+                                            problem_t *pr, hw_vnni_packed_t **tmp, int32_t **zw_u8)
+{
+    const int32_t flip = dt == HW_DT_U8 ? 0x80 : 0;
+    *tmp = NULL;
+    *zw_u8 = NULL;
+    if (flip) {
+        *zw_u8 = (int32_t *)malloc((size_t)pr->n * sizeof(int32_t));
+        if (!*zw_u8) return NULL;
+        for (int64_t i = 0; i < pr->n; i++) (*zw_u8)[i] = zw_of(pr, i) - 128;
+        pr->zw = *zw_u8;
+        pr->zw_per_channel = 1;
+    }
+    const hw_vnni_packed_t *pk = packed_handle(handle, pr->n, pr->k, flip);
+    if (pk) return pk;
+    *tmp = pack_weights((const uint8_t *)w, ldw, pr->n, pr->k, (uint8_t)flip);
+    return *tmp;
 }
 
 /* ---- requantisation plan ---- */
@@ -928,17 +966,19 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                       int64_t *acc_out, hw_counters_t *counters)
 {
     if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
-    if (args->b_dtype != HW_DT_S8 || (args->a_dtype != HW_DT_S8 && args->a_dtype != HW_DT_U8)) return 0;
+    if ((args->b_dtype != HW_DT_S8 && args->b_dtype != HW_DT_U8)
+        || (args->a_dtype != HW_DT_S8 && args->a_dtype != HW_DT_U8))
+        return 0;
     if (args->M <= 0 || args->N <= 0 || args->K <= 0 || !args->a || !args->b) return 0;
     if ((rq != NULL) != (out != NULL)) return 0;
     problem_t pr = {args->M, args->N, args->K, args->a_dtype, args->a_zero_point,
                     args->b_zero_point, args->b_zp_per_channel, args->bias};
-    const hw_vnni_packed_t *pk = packed_handle(args->packed_b, args->N, args->K);
-    hw_vnni_packed_t *tmp = NULL;
+    hw_vnni_packed_t *tmp;
+    int32_t *zw_u8;
+    const hw_vnni_packed_t *pk = call_weights(args->b, args->b_dtype, args->ldb, args->packed_b, &pr, &tmp, &zw_u8);
     if (!pk) {
-        tmp = pack_weights((const int8_t *)args->b, args->ldb, args->N, args->K);
-        if (!tmp) return 0;
-        pk = tmp;
+        free(zw_u8);
+        return 0;
     }
     job_t j;
     memset(&j, 0, sizeof(j));
@@ -955,6 +995,7 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     }
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
     hw_packed_free(tmp);
+    free(zw_u8);
     return done;
 }
 
@@ -1007,7 +1048,9 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
                         int64_t *acc_out, hw_counters_t *counters)
 {
     if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
-    if (args->w_dtype != HW_DT_S8 || (args->x_dtype != HW_DT_S8 && args->x_dtype != HW_DT_U8)) return 0;
+    if ((args->w_dtype != HW_DT_S8 && args->w_dtype != HW_DT_U8)
+        || (args->x_dtype != HW_DT_S8 && args->x_dtype != HW_DT_U8))
+        return 0;
     if (args->groups != 1 || !args->x || !args->w || (rq != NULL) != (out != NULL)) return 0;
     if (args->batch <= 0 || args->out_h <= 0 || args->out_w <= 0 || args->out_c <= 0 || args->in_c <= 0
         || args->kernel_h <= 0 || args->kernel_w <= 0)
@@ -1019,12 +1062,12 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
     int64_t k = args->kernel_h * args->kernel_w * args->in_c;
     problem_t pr = {args->batch * args->out_h * args->out_w, args->out_c, k, args->x_dtype,
                     args->x_zero_point, args->w_zero_point, args->w_zp_per_channel, args->bias};
-    const hw_vnni_packed_t *pk = packed_handle(args->packed_w, args->out_c, k);
-    hw_vnni_packed_t *tmp = NULL;
+    hw_vnni_packed_t *tmp;
+    int32_t *zw_u8;
+    const hw_vnni_packed_t *pk = call_weights(args->w, args->w_dtype, k, args->packed_w, &pr, &tmp, &zw_u8);
     if (!pk) {
-        tmp = pack_weights((const int8_t *)args->w, k, args->out_c, k);
-        if (!tmp) return 0;
-        pk = tmp;
+        free(zw_u8);
+        return 0;
     }
     job_t j;
     memset(&j, 0, sizeof(j));
@@ -1038,6 +1081,7 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
     free(padded);
     free(taps);
     hw_packed_free(tmp);
+    free(zw_u8);
     return done;
 }
 

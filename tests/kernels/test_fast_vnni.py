@@ -182,20 +182,22 @@ def test_feature_limit_returns_previous_and_masks():
 @settings(max_examples=120)
 @given(
     m=st.integers(1, 20), n=st.integers(1, 80), k=st.integers(1, 150),
-    a_signed=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS)),
+    a_signed=st.booleans(), b_unsigned=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS)),
     zw_kind=st.sampled_from(["none", "tensor", "channel"]), fill=st.sampled_from(["random", "max", "min"]),
     bias_edge=st.sampled_from(BIAS_EDGES + [None]), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
     isa=st.sampled_from(sorted(ISAS)),
 )
-def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, spec_name, zw_kind, fill, bias_edge, threads, seed,
-                                               isa):
+def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, b_unsigned, spec_name, zw_kind, fill, bias_edge,
+                                               threads, seed, isa):
     rng = np.random.default_rng(seed)
     adt = np.int8 if a_signed else np.uint8
+    bdt = np.uint8 if b_unsigned else np.int8   # u8 weights: stored as w - 128 with zero point zw - 128
     a = operand(rng, adt, (m, k), fill)
-    b = operand(rng, np.int8, (n, k), "min" if fill == "max" else fill)
+    b = operand(rng, bdt, (n, k), "min" if fill == "max" else fill)
     zx = int(rng.integers(np.iinfo(adt).min, np.iinfo(adt).max + 1))
-    zw = {"none": 0, "tensor": int(rng.integers(-128, 128)),
-          "channel": rng.integers(-128, 128, n).astype(np.int32)}[zw_kind]
+    wlo, whi = np.iinfo(bdt).min, np.iinfo(bdt).max + 1
+    zw = {"none": 0, "tensor": int(rng.integers(wlo, whi)),
+          "channel": rng.integers(wlo, whi, n).astype(np.int32)}[zw_kind]
     bias = None if bias_edge is None else np.full(n, bias_edge, np.int64) + rng.integers(-3, 4, n)
     spec = EXACT_SPECS[spec_name]
     fast, slow, taken = run_both(hk.gemm, a, b, a_zero_point=zx, b_zero_point=zw, bias=bias, accum=spec,
@@ -398,20 +400,21 @@ def test_counters_with_possible_wrap_fall_back_to_portable():
     kh=st.integers(1, 3), kw=st.integers(1, 3), stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pad=st.tuples(*[st.integers(0, 2)] * 4),
     a_signed=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS) + ["pairsat"]),
-    weight_zp=st.booleans(), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
+    weight_zp=st.booleans(), w_unsigned=st.booleans(), threads=st.integers(1, 2), seed=st.integers(0, 2**32 - 1),
     isa=st.sampled_from(sorted(ISAS)),
 )
 def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, dilation, pad, a_signed, spec_name,
-                                           weight_zp, threads, seed, isa):
+                                           weight_zp, w_unsigned, threads, seed, isa):
     if h + pad[0] + pad[2] < dilation[0] * (kh - 1) + 1 or w + pad[1] + pad[3] < dilation[1] * (kw - 1) + 1:
         return
     rng = np.random.default_rng(seed)
     pairsat = spec_name == "pairsat"
     adt = np.uint8 if (pairsat or not a_signed) else np.int8
     x = operand(rng, adt, (batch, h, w, c), "random")
-    wt = operand(rng, np.int8, (o, kh, kw, c), "random")
+    wdt = np.uint8 if (w_unsigned and not pairsat) else np.int8
+    wt = operand(rng, wdt, (o, kh, kw, c), "random")
     zx = int(rng.integers(np.iinfo(adt).min, np.iinfo(adt).max + 1))
-    zw = rng.integers(-128, 128, o).astype(np.int32) if weight_zp and not pairsat else 0
+    zw = rng.integers(np.iinfo(wdt).min, np.iinfo(wdt).max + 1, o).astype(np.int32) if weight_zp and not pairsat else 0
     bias = rng.integers(-(2**33), 2**33, o)
     spec = PAIRSAT if pairsat else EXACT_SPECS[spec_name]
     fast, slow, taken = run_both(hk.conv2d, x, wt, stride=stride, dilation=dilation, padding=pad, x_zero_point=zx,
@@ -490,11 +493,12 @@ def _raw_gemm(a, b, zx, spec, packed, n_threads=1):
     return status, acc, args
 
 
-@pytest.mark.parametrize("spec", [AccumSpec(), PAIRSAT], ids=["int32", "pairsat"])
-def test_packed_weights_give_the_same_bits(spec):
+@pytest.mark.parametrize("spec,b_dtype", [(AccumSpec(), np.int8), (PAIRSAT, np.int8), (AccumSpec(), np.uint8)],
+                         ids=["int32", "pairsat", "int32-u8-weights"])
+def test_packed_weights_give_the_same_bits(spec, b_dtype):
     rng = np.random.default_rng(4)
     a = rng.integers(0, 256, (33, 203)).astype(np.uint8)
-    b = rng.integers(-128, 128, (71, 203)).astype(np.int8)
+    b = operand(rng, b_dtype, (71, 203), "random")
     status, plain, args = _raw_gemm(a, b, 19, spec, ffi.NULL)
     assert status == 0
     handle = ffi.new("void **")
@@ -510,6 +514,12 @@ def test_packed_weights_give_the_same_bits(spec):
         status, other, _ = _raw_gemm(a[:, :100].copy(), b[:, :100].copy(), 19, spec, handle[0])
         assert status == 0
         _, other_plain, _ = _raw_gemm(a[:, :100].copy(), b[:, :100].copy(), 19, spec, ffi.NULL)
+        np.testing.assert_array_equal(other, other_plain)
+        # a handle packed for the other weight signedness is ignored too
+        flipped = (b.view(np.uint8) ^ 0x80).view(np.int8 if b_dtype == np.uint8 else np.uint8)
+        status, other, _ = _raw_gemm(a, flipped, 19, spec, handle[0])
+        _, other_plain, _ = _raw_gemm(a, flipped, 19, spec, ffi.NULL)
+        assert status == 0
         np.testing.assert_array_equal(other, other_plain)
     finally:
         lib.hw_packed_free(handle[0])

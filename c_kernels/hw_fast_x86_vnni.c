@@ -102,21 +102,75 @@ static hw_vnni_packed_t *pack_weights(const uint8_t *b, int64_t ldb, int64_t n, 
     p->colsum = (int64_t *)(mem + head);
     uintptr_t d = (uintptr_t)(mem + head + sums);
     p->data = (int8_t *)(d + ((64 - d % 64) % 64));
-    memset(p->data, 0, (size_t)(npad * kpad));
+    /* Within a panel, the 256 bytes of one k4 are simply 64 channels x 4 bytes
+     * (channel jj at 4*jj).  Transposed in blocks of 64 channels x 64 k-bytes,
+     * so both the rows read and the 4 KiB written stay in L1; every word is
+     * written once (zeros past K and for the channels past N). */
+    const uint32_t flip4 = (uint32_t)flip * 0x01010101u;
+    for (int64_t pn = 0; pn < npad / 64; pn++) {
+        uint8_t *panel = (uint8_t *)p->data + pn * kpad * 64;
+        for (int64_t k0 = 0; k0 < kpad; k0 += 64) {
+            const int64_t k1 = k0 + 64 < kpad ? k0 + 64 : kpad;
+            for (int64_t jj = 0; jj < 64; jj++) {
+                const int64_t j = pn * 64 + jj;
+                const uint8_t *row = j < n ? b + j * ldb : b;
+                uint8_t *dst = panel + jj * 4;
+                for (int64_t kk = k0; kk < k1; kk += 4) {
+                    uint32_t word = 0;
+                    if (j < n && kk + 4 <= k) {
+                        memcpy(&word, row + kk, 4);
+                        word ^= flip4;
+                    } else if (j < n) {
+                        uint8_t last[4] = {0, 0, 0, 0};
+                        for (int64_t i = 0; kk + i < k; i++) last[i] = (uint8_t)(row[kk + i] ^ flip);
+                        memcpy(&word, last, 4);
+                    }
+                    memcpy(dst + kk * 64, &word, 4);
+                }
+            }
+        }
+    }
+    /* statistics of the stored s8 values (sum, min, max), in loops simple
+     * enough to vectorise: s8 rows as int8, u8 rows as uint8 minus 128 */
     int32_t wmin = 127, wmax = -128;
     for (int64_t j = 0; j < n; j++) {
         const uint8_t *row = b + j * ldb;
-        int8_t *panel = p->data + (j / 64) * kpad * 64 + ((j % 64) / 16) * 64 + (j % 16) * 4;
-        int64_t s = 0;
-        for (int64_t kk = 0; kk < k; kk++) {
-            /* the byte as s8 after the flip: u8 w - 128 (or the s8 weight itself) */
-            int8_t w = (int8_t)((int32_t)(uint8_t)(row[kk] ^ flip) - ((row[kk] ^ flip) & 0x80 ? 256 : 0));
-            s += w;
-            if (w < wmin) wmin = w;
-            if (w > wmax) wmax = w;
-            panel[(kk / 4) * 256 + kk % 4] = w;
+        int64_t sum = 0;
+        int32_t lo, hi;
+        if (!flip) {
+            const int8_t *r = (const int8_t *)row;
+            int8_t l = 127, h = -128;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = r[kk] < l ? r[kk] : l;
+                h = r[kk] > h ? r[kk] : h;
+            }
+            for (int64_t k0 = 0; k0 < k; k0 += 65536) {   /* int32 partial sums cannot overflow */
+                const int64_t k1 = k0 + 65536 < k ? k0 + 65536 : k;
+                int32_t part = 0;
+                for (int64_t kk = k0; kk < k1; kk++) part += r[kk];
+                sum += part;
+            }
+            lo = l;
+            hi = h;
+        } else {
+            uint8_t l = 255, h = 0;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = row[kk] < l ? row[kk] : l;
+                h = row[kk] > h ? row[kk] : h;
+            }
+            for (int64_t k0 = 0; k0 < k; k0 += 65536) {
+                const int64_t k1 = k0 + 65536 < k ? k0 + 65536 : k;
+                int32_t part = 0;
+                for (int64_t kk = k0; kk < k1; kk++) part += row[kk];
+                sum += part;
+            }
+            sum -= 128 * k;
+            lo = (int32_t)l - 128;
+            hi = (int32_t)h - 128;
         }
-        p->colsum[j] = s;
+        p->colsum[j] = sum;
+        if (lo < wmin) wmin = lo;
+        if (hi > wmax) wmax = hi;
     }
     p->wmin = wmin;
     p->wmax = wmax;

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import hwsim.kernels as hk
@@ -179,7 +179,6 @@ def test_feature_limit_returns_previous_and_masks():
 # ---------------------------------------------------------------- GEMM accumulators
 
 
-@settings(max_examples=120)
 @given(
     m=st.integers(1, 20), n=st.integers(1, 80), k=st.integers(1, 150),
     a_signed=st.booleans(), b_unsigned=st.booleans(), spec_name=st.sampled_from(sorted(EXACT_SPECS)),
@@ -212,7 +211,6 @@ def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, b_unsigned, sp
         assert taken == expect_taken("exact", ISAS[isa])
 
 
-@settings(max_examples=80)
 @given(
     m=st.integers(1, 16), n=st.integers(1, 70), k=st.integers(1, 130), fill=st.sampled_from(["random", "max"]),
     zx=st.sampled_from([0, 1, 128, 255]), in_mac=st.booleans(), bias_edge=st.sampled_from(BIAS_EDGES),
@@ -393,7 +391,6 @@ def test_counters_with_possible_wrap_fall_back_to_portable():
 # ---------------------------------------------------------------- conv2d
 
 
-@settings(max_examples=100)
 @given(
     batch=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), o=st.integers(1, 40),
     c=st.sampled_from([1, 3, 4, 5, 8, 12, 16, 20]),   # multiples of 4 are read in place, others via im2col

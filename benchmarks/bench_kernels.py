@@ -125,7 +125,8 @@ def main(argv=None) -> int:
     limit = "" if args.feature_limit is None else f", limited to 0x{args.feature_limit:x}"
     print(f"CPU features 0x{lib.hw_cpu_features():x}{limit} (1 AVX2, 2 AVX512BW, 4 AVX512_VNNI, 8 AVX_VNNI); "
           "GMAC/s = best of 3 passes of 7-sample medians")
-    header = f"{'case':46s} {'thr':>3s} {'hwsim':>8s} {'peer':>8s} {'ratio':>7s} {'bar':>6s} {'ok':>4s} {'same bits':>9s}"
+    header = (f"{'case':46s} {'thr':>3s} {'hwsim':>8s} {'peer':>8s} {'ratio':>7s} {'bar':>6s} {'ok':>4s} "
+              f"{'same bits':>9s}")
     failed = 0
     for threads in args.threads:
         print()

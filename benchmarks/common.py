@@ -31,8 +31,8 @@ from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec, RequantScheme
 
 __all__ = [
-    "best_of", "best_of_interleaved", "gmacs", "ort_session", "matmul_integer_model", "qlinear_matmul_model", "qlinear_conv_model",
-    "HwGemm", "HwConv", "float32_multiplier", "Case", "run_case",
+    "best_of", "best_of_interleaved", "gmacs", "ort_session", "matmul_integer_model", "qlinear_matmul_model",
+    "qlinear_conv_model", "float32_multiplier", "onnxruntime_u8_requant", "HwGemm", "HwConv", "Case", "run_case",
 ]
 
 # ---------------------------------------------------------------- timing

@@ -38,30 +38,34 @@ __all__ = [
 # ---------------------------------------------------------------- timing
 
 
-def _median_seconds(fn: Callable[[], object], samples: int) -> float:
+def _samples(fn: Callable[[], object], samples: int) -> list[float]:
     times = []
     for _ in range(samples):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
 
 
 def best_of(fn: Callable[[], object], passes: int = 3, samples: int = 7) -> float:
     """Seconds per call: the best over `passes` of the median of `samples` calls."""
-    return best_of_interleaved([fn], passes, samples)[0]
+    return best_of_interleaved([fn], passes, samples)[0][0]
 
 
-def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[float]:
-    """best_of for several callables, their passes interleaved (A B A B ...) so a
-    burst of load from other processes hits both sides of a ratio alike."""
+def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[tuple[float, float]]:
+    """(best_of seconds, fastest single call) for several callables, their passes
+    interleaved (A B A B ...) so a burst of load from other processes hits both
+    sides of a ratio alike."""
     for fn in fns:
         fn()  # warm-up: page faults, lazy initialisation, thread pool start
     best = [float("inf")] * len(fns)
+    fastest = [float("inf")] * len(fns)
     for _ in range(passes):
         for i, fn in enumerate(fns):
-            best[i] = min(best[i], _median_seconds(fn, samples))
-    return best
+            times = _samples(fn, samples)
+            best[i] = min(best[i], statistics.median(times))
+            fastest[i] = min(fastest[i], min(times))
+    return list(zip(best, fastest))
 
 
 def gmacs(macs: int, seconds: float) -> float:
@@ -263,9 +267,10 @@ def run_case(case: Case, threads: int) -> dict:
     hw = case.hwsim(threads)
     peer = case.peer(threads)
     exact = None if case.same is None else bool(case.same(np.array(hw()), np.array(peer())))
-    t_hw, t_peer = best_of_interleaved([hw, peer])
+    (t_hw, fast_hw), (t_peer, fast_peer) = best_of_interleaved([hw, peer])
     close = getattr(hw, "close", None)
     if close:
         close()
     return dict(name=case.name, threads=threads, hwsim=gmacs(case.macs, t_hw), peer=gmacs(case.macs, t_peer),
-                ratio=t_peer / t_hw, exact=exact, bar=case.bar, peer_name=case.peer_name)
+                ratio=t_peer / t_hw, fastest_ratio=fast_peer / fast_hw, exact=exact, bar=case.bar,
+                peer_name=case.peer_name)

@@ -157,6 +157,12 @@ def conv16x8(tf, rng):
     return f
 
 
+def unsupported_resize(tf, rng):
+    def f(x):
+        return tf.image.resize(x, [6, 6], method="bilinear")     # RESIZE_BILINEAR: not imported by hwsim
+    return f
+
+
 # name: (builder, input shapes, io dtype, activation bits, pow2 variant, description)
 MODELS = {
     "conv_relu6": (conv_relu6, [(1, 10, 10, 3)], "int8", 8, True,
@@ -179,6 +185,8 @@ MODELS = {
                  "float32 input/output: QUANTIZE, CONV_2D, DEQUANTIZE"),
     "conv16x8": (conv16x8, [(1, 6, 6, 4)], "int16", 16, True,
                  "16x8: int16 activations, int8 weights, int64 bias: CONV_2D+RELU, MEAN, FULLY_CONNECTED"),
+    "unsupported_resize": (unsupported_resize, [(1, 3, 3, 2)], "int8", 8, False,
+                           "RESIZE_BILINEAR, an op hwsim does not import (tests the error path)"),
 }
 
 

@@ -171,6 +171,8 @@ def _decode(data: bytes):
         t = graph.Tensors(i)
         shape = () if t.ShapeIsNone() else tuple(int(d) for d in t.ShapeAsNumpy())
         signature = None if t.ShapeSignatureIsNone() else tuple(int(d) for d in t.ShapeSignatureAsNumpy())
+        if any(d < 0 for d in shape):
+            raise ValueError(f"tensor {i} has a negative dimension in its shape {shape}")
         quant = t.Quantization()
         scale = zero_point = None
         dim = 0
@@ -392,7 +394,13 @@ class _Converter:
             if op.opcode not in SUPPORTED_OPS:
                 raise self._error(op, f"op {op.opcode} is not supported; supported TFLite ops: "
                                       f"{', '.join(SUPPORTED_OPS)}")
-            getattr(self, "_op_" + op.opcode.lower())(op)
+            try:
+                getattr(self, "_op_" + op.opcode.lower())(op)
+            except ModelError:
+                raise
+            except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                # Decodable but inconsistent (a damaged or hand-made file): still a clear error, never a crash.
+                raise self._error(op, f"malformed operator ({type(exc).__name__}: {exc})") from None
         inputs = [self._tensor(i) for i in self.graph_inputs]
         outputs = [self._tensor(i) for i in self.graph_outputs]
         used = set(inputs) | set(outputs) | {n for node in self.nodes for n in node.inputs + node.outputs}

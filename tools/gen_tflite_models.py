@@ -139,6 +139,14 @@ def reshape_fc(tf, rng):
     return f
 
 
+def fc_rank3(tf, rng):
+    w, b = _weights(rng, (12, 6), 12), _bias(rng, 6)
+
+    def f(x):
+        return tf.matmul(x, w) + b          # rank-3 input: FULLY_CONNECTED with keep_num_dims
+    return f
+
+
 def float_io(tf, rng):
     w, b = _weights(rng, (3, 3, 2, 4), 18), _bias(rng, 4)
 
@@ -189,6 +197,8 @@ MODELS = {
     "elementwise": (elementwise, [(1, 4, 4, 8), (1, 4, 4, 8)], "int8", 8, True,
                     "MUL, SUB + fused RELU, MUL by a broadcast constant (two inputs, three outputs)"),
     "reshape_fc": (reshape_fc, [(1, 4, 4, 3)], "int8", 8, False, "RESHAPE, FULLY_CONNECTED, RESHAPE to rank 3"),
+    "fc_rank3": (fc_rank3, [(1, 4, 12)], "int8", 8, False,
+                 "FULLY_CONNECTED on a rank-3 input [1, 4, 12] -> [1, 4, 6] (keep_num_dims)"),
     "float_io": (float_io, [(1, 5, 5, 2)], "float32", 8, False,
                  "float32 input/output: QUANTIZE, CONV_2D, DEQUANTIZE"),
     "uint8_io": (uint8_io, [(1, 4, 4, 3)], "uint8", 8, False,

@@ -103,6 +103,7 @@ class _RawTensor:
     scale: np.ndarray | None
     zero_point: np.ndarray | None
     quantized_dimension: int
+    sparse: bool                 # block-sparse payload (TFLite's sparsity parameters)
 
 
 @dataclass
@@ -183,7 +184,8 @@ def _decode(data: bytes):
             dim = int(quant.QuantizedDimension())
         name = t.Name().decode("utf-8", "replace") if t.Name() else ""
         tensors.append(_RawTensor(i, name, shape, signature, int(t.Type()),
-                                  _buffer_bytes(model, data, t.Buffer()), scale, zero_point, dim))
+                                  _buffer_bytes(model, data, t.Buffer()), scale, zero_point, dim,
+                                  t.Sparsity() is not None))
 
     ops = []
     for i in range(graph.OperatorsLength()):
@@ -233,6 +235,7 @@ class _Converter:
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.names = self._unique_names()
+        self._taken = set(self.names)
         self._converted: set[int] = set()
 
     # -- names and tensors ---------------------------------------------------------------------------------
@@ -293,6 +296,8 @@ class _Converter:
     def _constant(self, raw: _RawTensor, op: _RawOp | None) -> np.ndarray | None:
         if raw.data is None:
             return None
+        if raw.sparse:
+            raise self._error(op, f"tensor {raw.name!r} is stored sparse, which hwsim does not support")
         dtype = self._dtype(raw, op)
         count = int(np.prod(raw.shape, dtype=np.int64))
         if len(raw.data) != count * dtype.itemsize:
@@ -316,14 +321,16 @@ class _Converter:
         return name
 
     def _new_tensor(self, name: str, shape, dtype, quant=None, data=None) -> str:
-        while name in self.tensors or name in self.names:
+        while name in self.tensors or name in self._taken:
             name += "'"
+        self._taken.add(name)
         self.tensors[name] = Tensor(name=name, shape=tuple(shape), dtype=np.dtype(dtype), quant=quant, data=data)
         return name
 
-    def _emit(self, op: _RawOp, ir_op: str, inputs, outputs, **attrs) -> None:
+    def _emit(self, op: _RawOp, ir_op: str, inputs, outputs, name_suffix: str = "", **attrs) -> None:
+        """Append an IR node for TFLite operator ``op`` (helper nodes get a ``name_suffix``)."""
         self.nodes.append(Node(op=ir_op, inputs=list(inputs), outputs=list(outputs), attrs=attrs,
-                               name=self._node_name(op), source_op=op.opcode))
+                               name=self._node_name(op) + name_suffix, source_op=op.opcode))
 
     # -- helpers shared by ops -----------------------------------------------------------------------------
 
@@ -439,13 +446,14 @@ class _Converter:
         attrs = self._spatial(op, x, y, (w.shape[1], w.shape[2]), options, dilation)
         # [1, KH, KW, C*M] -> [C*M, KH, KW, 1]: output channel o = c*M + m reads input channel c = o // M,
         # which is exactly a grouped convolution with groups = C.
+        x_name = self._tensor(xi, op)
         data = self._constant(w, op)
         if data is None:
             raise self._error(op, f"filter {w.name!r} must be a constant")
         weights = self._new_tensor(self.names[wi] + "/ohwi", (out_channels, w.shape[1], w.shape[2], 1),
                                    data.dtype, quant=self._quant(w, op, axis_map={0: 3, 1: 1, 2: 2, 3: 0}),
                                    data=np.ascontiguousarray(data.transpose(3, 1, 2, 0)))
-        inputs = [self._tensor(xi, op), weights, self._tensor(bi, op) if bi >= 0 else ""]
+        inputs = [x_name, weights, self._tensor(bi, op) if bi >= 0 else ""]
         self._emit(op, "conv2d", inputs, [self._tensor(yi, op)], **attrs, dilation=dilation, groups=channels,
                    depth_multiplier=out_channels // channels, **self._activation(op, options))
 
@@ -469,7 +477,7 @@ class _Converter:
         if tuple(x.shape) != (rows, depth):            # TFLite flattens the input to [size / K, K]
             flat = self._new_tensor(f"{x_name}/flattened", (rows, depth), self.tensors[x_name].dtype,
                                     quant=self.tensors[x_name].quant)
-            self._emit(op, "reshape", [x_name], [flat], shape=(rows, depth))
+            self._emit(op, "reshape", [x_name], [flat], name_suffix="/flatten", shape=(rows, depth))
             x_name = flat
         y_name = self._tensor(yi, op)
         out_name = y_name
@@ -481,7 +489,7 @@ class _Converter:
         inputs = [x_name, self._tensor(wi, op), self._tensor(bi, op) if bi >= 0 else ""]
         self._emit(op, "fully_connected", inputs, [out_name], **self._activation(op, options))
         if out_name != y_name:
-            self._emit(op, "reshape", [out_name], [y_name], shape=tuple(y.shape))
+            self._emit(op, "reshape", [out_name], [y_name], name_suffix="/keep_num_dims", shape=tuple(y.shape))
 
     def _binary(self, op: _RawOp, ir_op: str) -> None:
         ai, bi = self._inputs(op, 2)
@@ -505,10 +513,10 @@ class _Converter:
         xi, ai = self._inputs(op, 2)
         yi = self._output(op)
         rank = len(self.raw[xi].shape)
-        axes = self._constant_input(op, ai, "the axes").reshape(-1)
-        normalized = sorted({int(a) % rank for a in axes if -rank <= int(a) < rank})
-        if len(normalized) != len(set(int(a) for a in axes)):
-            raise self._error(op, f"axes {axes.tolist()} out of range for rank {rank}")
+        axes = [int(a) for a in self._constant_input(op, ai, "the axes").reshape(-1)]
+        if any(not -rank <= a < rank for a in axes):
+            raise self._error(op, f"axes {axes} out of range for rank {rank}")
+        normalized = sorted({a % rank for a in axes})
         self._emit(op, "mean", [self._tensor(xi, op)], [self._tensor(yi, op)], axes=tuple(normalized),
                    keepdims=bool(self._options(op).get("KeepDims", False)))
 

@@ -51,7 +51,7 @@ def test_structure(name):
                 assert len(node.inputs) == value
             else:
                 assert node.attrs[key] == value, (node.name, key)
-        assert node.name == node.outputs[0]
+        assert node.name == node.outputs[0] or node.name.endswith(("/flatten", "/keep_num_dims"))
     assert [(graph.tensor(n).shape, graph.tensor(n).dtype.name) for n in graph.inputs] == inputs
     assert [(graph.tensor(n).shape, graph.tensor(n).dtype.name) for n in graph.outputs] == outputs
 
@@ -141,11 +141,17 @@ def test_float_io_quantize_and_dequantize():
     assert graph.tensor(dq.outputs[0]).dtype == np.float32
 
 
-def test_fully_connected_flattens_rank4_input(tmp_path):
-    """FULLY_CONNECTED on a rank-4 input gets an explicit reshape to [rows, K] (TFLite flattens implicitly)."""
-    graph = load_tflite(model_path("reshape_fc"))
-    fc = graph.nodes[1]
-    assert graph.tensor(fc.inputs[0]).shape == (1, 48)
+def test_fully_connected_keep_num_dims_becomes_reshape_fc_reshape():
+    """FULLY_CONNECTED [1, 4, 12] -> [1, 4, 6]: TFLite's implicit flatten and keep_num_dims made explicit."""
+    graph = load_tflite(model_path("fc_rank3"))
+    flatten, fc, unflatten = graph.nodes
+    assert flatten.inputs == ["input"] and graph.tensor(flatten.outputs[0]).shape == (4, 12)
+    assert fc.inputs[0] == flatten.outputs[0] and graph.tensor(fc.outputs[0]).shape == (4, 6)
+    assert unflatten.inputs == fc.outputs and unflatten.outputs == ["Identity"]
+    assert [n.name for n in graph.nodes] == ["Identity/flatten", "Identity", "Identity/keep_num_dims"]
+    for helper in (flatten.outputs[0], fc.outputs[0]):     # helpers carry the quantisation of what they reshape
+        assert graph.tensor(helper).quant is not None
+    assert graph.tensor(flatten.outputs[0]).quant == graph.tensor("input").quant
 
 
 def test_supported_ops_table_covers_the_issue_list():

@@ -81,6 +81,10 @@ EXPECTED = {
                     ("FULLY_CONNECTED", "fully_connected", dict(w_shape=(6, 48))),
                     ("RESHAPE", "reshape", dict(shape=(1, 2, 3)))],
                    [((1, 4, 4, 3), "int8")], [((1, 2, 3), "int8")]),
+    "fc_rank3": ([("FULLY_CONNECTED", "reshape", dict(shape=(4, 12))),           # TFLite's implicit flatten
+                  ("FULLY_CONNECTED", "fully_connected", dict(w_shape=(6, 12))),
+                  ("FULLY_CONNECTED", "reshape", dict(shape=(1, 4, 6)))],          # keep_num_dims
+                 [((1, 4, 12), "int8")], [((1, 4, 6), "int8")]),
     "float_io": ([("QUANTIZE", "quantize", {}), ("CONV_2D", "conv2d", dict(padding=(1, 1, 1, 1))),
                   ("DEQUANTIZE", "dequantize", {})],
                  [((1, 5, 5, 2), "float32")], [((1, 5, 5, 4), "float32")]),

@@ -147,6 +147,14 @@ def fc_rank3(tf, rng):
     return f
 
 
+def hybrid_fc(tf, rng):
+    w = _weights(rng, (64, 32), 64)     # >= 1024 weights, or the converter leaves them float
+
+    def f(x):
+        return tf.matmul(x, w)
+    return f
+
+
 def float_io(tf, rng):
     w, b = _weights(rng, (3, 3, 2, 4), 18), _bias(rng, 4)
 
@@ -206,6 +214,8 @@ MODELS = {
                  "QUANTIZE (int8 -> uint8)"),
     "conv16x8": (conv16x8, [(1, 6, 6, 4)], "int16", 16, True,
                  "16x8: int16 activations, int8 weights, int64 bias: CONV_2D+RELU, MEAN, FULLY_CONNECTED"),
+    "unsupported_hybrid": (hybrid_fc, [(1, 64)], "hybrid", 8, False,
+                           "dynamic-range (hybrid) FULLY_CONNECTED: float input, int8 weights (tests the error path)"),
     "unsupported_resize": (unsupported_resize, [(1, 3, 3, 2)], "int8", 8, False,
                            "RESIZE_BILINEAR, an op hwsim does not import (tests the error path)"),
 }
@@ -226,6 +236,8 @@ def convert(tf, name: str) -> bytes:
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if io_dtype == "hybrid":          # dynamic-range quantisation: int8 weights, float activations
+        return conv.convert()
     conv.representative_dataset = representative
     if act_bits == 16:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]

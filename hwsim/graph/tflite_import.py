@@ -13,7 +13,10 @@ TFLite is NHWC already, so rank-4 tensors keep their layout.  Weights: CONV_2D [
 DEPTHWISE_CONV_2D [1, KH, KW, C*M] becomes a grouped ``conv2d`` (groups = C) with weights [C*M, KH, KW, 1]
 and its per-channel quantisation axis moved from 3 to 0; FULLY_CONNECTED [O, K] as is.  SAME / VALID
 padding is resolved to explicit (top, left, bottom, right) the way TFLite does (the odd pixel goes to the
-bottom / right).  Fused activations become a real-domain clamp ``attrs["activation"]``; the TFLite name
+bottom / right).  FULLY_CONNECTED's implicit flattening of a rank > 2 input and its ``keep_num_dims`` output
+become explicit ``reshape`` nodes (named ``<output>/flatten`` and ``<output>/keep_num_dims``).  QUANTIZE of
+an integer tensor (e.g. uint8 -> int8 at a model's edge) becomes ``requantize``; PAD pads with real 0 (the
+zero point), PADV2 with its constant.  Fused activations become a real-domain clamp ``attrs["activation"]``; the TFLite name
 is kept in ``attrs["tflite_activation"]``.
 """
 
@@ -52,7 +55,7 @@ SUPPORTED_OPS = {
     "DEQUANTIZE": "dequantize",
 }
 
-# Builtin options read per op: (class name in the ``tflite`` package, BuiltinOptions union tag, getters).
+# Builtin options read per op: (options class in the ``tflite`` package = its BuiltinOptions tag, getters).
 _OPTIONS = {
     "CONV_2D": ("Conv2DOptions", ("Padding", "StrideW", "StrideH", "FusedActivationFunction",
                                   "DilationWFactor", "DilationHFactor")),
@@ -236,7 +239,6 @@ class _Converter:
         self.nodes: list[Node] = []
         self.names = self._unique_names()
         self._taken = set(self.names)
-        self._converted: set[int] = set()
 
     # -- names and tensors ---------------------------------------------------------------------------------
 
@@ -365,6 +367,11 @@ class _Converter:
         name, clamp = _ACTIVATIONS[code]
         return {"activation": clamp, "tflite_activation": name}
 
+    def _check_not_hybrid(self, op: _RawOp, x: _RawTensor, w: _RawTensor) -> None:
+        if x.type_code == 0 and w.type_code != 0:
+            raise self._error(op, "hybrid (dynamic-range) quantisation -- float input, integer weights -- "
+                                  "is not supported; convert with full-integer quantisation")
+
     def _constant_input(self, op: _RawOp, index: int, what: str) -> np.ndarray:
         value = self._constant(self.raw[index], op)
         if value is None:
@@ -420,6 +427,7 @@ class _Converter:
         yi = self._output(op)
         options = self._options(op)
         x, w, y = self.raw[xi], self.raw[wi], self.raw[yi]
+        self._check_not_hybrid(op, x, w)
         if len(w.shape) != 4:
             raise self._error(op, f"filter {w.name!r} must be [O, KH, KW, I], got shape {w.shape}")
         in_channels, filter_in = x.shape[3] if len(x.shape) == 4 else 0, w.shape[3]
@@ -436,6 +444,7 @@ class _Converter:
         yi = self._output(op)
         options = self._options(op)
         x, w, y = self.raw[xi], self.raw[wi], self.raw[yi]
+        self._check_not_hybrid(op, x, w)
         if len(w.shape) != 4 or w.shape[0] != 1 or len(x.shape) != 4:
             raise self._error(op, f"filter {w.name!r} must be [1, KH, KW, C*M] and the input NHWC, "
                                   f"got {w.shape} and {x.shape}")
@@ -466,8 +475,7 @@ class _Converter:
             raise self._error(op, "shuffled weights (weights_format != DEFAULT) are not supported")
         if len(w.shape) != 2:
             raise self._error(op, f"weights {w.name!r} must be [O, K], got shape {w.shape}")
-        if x.type_code == 0 and w.type_code != 0:
-            raise self._error(op, "hybrid FULLY_CONNECTED (float input, integer weights) is not supported")
+        self._check_not_hybrid(op, x, w)
         out_features, depth = w.shape
         size = int(np.prod(x.shape, dtype=np.int64))
         if depth < 1 or size % depth:

@@ -114,3 +114,9 @@ def test_patched_activation_still_imports_when_supported(tmp_path):
 @pytest.mark.parametrize("name", MODELS)
 def test_committed_models_import(name):
     load_tflite(model_path(name))
+
+
+def test_hybrid_model_is_refused():
+    """Dynamic-range quantisation (float activations, int8 weights) is not an integer model hwsim emulates."""
+    with pytest.raises(ModelError, match=r"unsupported_hybrid.tflite: operator #0 FULLY_CONNECTED .*hybrid"):
+        load_tflite(model_path("unsupported_hybrid"))

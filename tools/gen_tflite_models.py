@@ -67,6 +67,17 @@ def depthwise(tf, rng):
     return f
 
 
+def dilated(tf, rng):
+    w, b = _weights(rng, (3, 3, 4, 6), 36), _bias(rng, 6)
+    dw, db = _weights(rng, (3, 3, 6, 1), 9), _bias(rng, 6)
+
+    def f(x):
+        y = tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=2) + b
+        return tf.nn.relu6(tf.nn.depthwise_conv2d(y, dw, strides=[1, 1, 1, 1], padding="VALID",
+                                                  dilations=[2, 2]) + db)
+    return f
+
+
 def fully_connected(tf, rng):
     w, b = _weights(rng, (40, 10), 40), _bias(rng, 10)
 
@@ -194,7 +205,11 @@ MODELS = {
     "depthwise": (depthwise, [(1, 9, 9, 12)], "int8", 8, True,
                   "DEPTHWISE_CONV_2D depth multiplier 2 (12->24), CONV_2D 1x1 (24->20), "
                   "DEPTHWISE_CONV_2D 3x3 stride 2 SAME on 20 channels + fused RELU"),
+    "dilated": (dilated, [(1, 11, 11, 4)], "int8", 8, False,
+                "CONV_2D 3x3 dilation 2 SAME (4->6), DEPTHWISE_CONV_2D 3x3 dilation 2 VALID + fused RELU6"),
     "fully_connected": (fully_connected, [(1, 40)], "int8", 8, True, "FULLY_CONNECTED 40->10 with bias"),
+    "fc_dynamic_batch": (fully_connected, [(None, 40)], "int8", 8, False,
+                         "FULLY_CONNECTED 40->10 with a dynamic batch (shape_signature [-1, 40])"),
     "small_cnn": (small_cnn, [(1, 12, 12, 3)], "int8", 8, True,
                   "CONV_2D+RELU, DEPTHWISE_CONV_2D+RELU6, residual ADD, MEAN over H,W, FULLY_CONNECTED, SOFTMAX"),
     "pools": (pools, [(1, 9, 9, 5)], "int8", 8, True,
@@ -232,7 +247,8 @@ def convert(tf, name: str) -> bytes:
 
     def representative():
         for _ in range(64):
-            yield [data_rng.uniform(-3.0, 3.0, s).astype(np.float32) for s in shapes]
+            yield [data_rng.uniform(-3.0, 3.0, [1 if d is None else d for d in s]).astype(np.float32)
+                   for s in shapes]
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -75,7 +75,7 @@ def test_tensors_match_litert(name):
             continue                       # an importer-made intermediate (e.g. FC flattening)
         d = details[source]
         qp = d["quantization_parameters"]
-        lite_shape = tuple(int(v) for v in d["shape"])
+        lite_shape = tuple(None if s < 0 else int(v) for v, s in zip(d["shape"], d["shape_signature"]))
         lite_data = interpreter.get_tensor(d["index"]) if tensor.is_constant else None
         lite_axis = int(qp["quantized_dimension"])
         if depthwise:                      # [1, KH, KW, C*M] -> [C*M, KH, KW, 1], quantised axis 3 -> 0

@@ -32,6 +32,14 @@ _DEPTHWISE = [
     ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(2, 2), padding=(1, 1, 1, 1), groups=20, depth_multiplier=1,
                                          activation=RELU, w_shape=(20, 3, 3, 1))),
 ]
+_DILATED = [
+    # 11x11, k3 dilation 2 (effective 5) s1 SAME: out 11, total 10 + 5 - 11 = 4 -> (2, 2, 2, 2)
+    ("CONV_2D", "conv2d", dict(stride=(1, 1), dilation=(2, 2), padding=(2, 2, 2, 2), groups=1, activation=None,
+                               w_shape=(6, 3, 3, 4))),
+    # 11x11, effective 5, VALID: out 7
+    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(1, 1), dilation=(2, 2), padding=(0, 0, 0, 0), groups=6,
+                                         depth_multiplier=1, activation=RELU6, w_shape=(6, 3, 3, 1))),
+]
 _FC = [("FULLY_CONNECTED", "fully_connected", dict(activation=None, w_shape=(10, 40)))]
 _SMALL_CNN = [
     # 12x12, k3 s2 SAME: out 6, total 5 * 2 + 3 - 12 = 1 -> top/left 0, bottom/right 1
@@ -70,6 +78,8 @@ _CONV16X8 = [
 EXPECTED = {
     "conv_relu6": (_CONV_RELU6, [((1, 10, 10, 3), "int8")], [((1, 4, 4, 6), "int8")]),
     "depthwise": (_DEPTHWISE, [((1, 9, 9, 12), "int8")], [((1, 5, 5, 20), "int8")]),
+    "dilated": (_DILATED, [((1, 11, 11, 4), "int8")], [((1, 7, 7, 6), "int8")]),
+    "fc_dynamic_batch": (_FC, [((None, 40), "int8")], [((None, 10), "int8")]),   # shape_signature [-1, ..]
     "fully_connected": (_FC, [((1, 40), "int8")], [((1, 10), "int8")]),
     "small_cnn": (_SMALL_CNN, [((1, 12, 12, 3), "int8")], [((1, 5), "int8")]),
     "pools": (_POOLS, [((1, 9, 9, 5), "int8")], [((1, 5, 5, 5), "int8"), ((1, 4, 4, 5), "int8")]),
@@ -103,6 +113,11 @@ MODELS = sorted(EXPECTED)
 
 def model_path(name: str) -> Path:
     return DATA / f"{name}.tflite"
+
+
+def same_shape(ir_shape, shape) -> bool:
+    """``shape`` (concrete) fits the IR shape, where None marks a dynamic dimension."""
+    return len(ir_shape) == len(shape) and all(a is None or a == b for a, b in zip(ir_shape, shape))
 
 
 def litert_interpreter(path, reference: bool = True, preserve: bool = False):

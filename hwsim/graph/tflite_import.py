@@ -13,11 +13,12 @@ TFLite is NHWC already, so rank-4 tensors keep their layout.  Weights: CONV_2D [
 DEPTHWISE_CONV_2D [1, KH, KW, C*M] becomes a grouped ``conv2d`` (groups = C) with weights [C*M, KH, KW, 1]
 and its per-channel quantisation axis moved from 3 to 0; FULLY_CONNECTED [O, K] as is.  SAME / VALID
 padding is resolved to explicit (top, left, bottom, right) the way TFLite does (the odd pixel goes to the
-bottom / right).  FULLY_CONNECTED's implicit flattening of a rank > 2 input and its ``keep_num_dims`` output
+bottom / right).  Nodes carry only the attributes ir.py lists (executors pass them on as keyword
+arguments), plus ``pot_scale_int16`` on int16 ADD / SUB, which selects TFLite's arithmetic there.
+FULLY_CONNECTED's implicit flattening of a rank > 2 input and its ``keep_num_dims`` output
 become explicit ``reshape`` nodes (named ``<output>/flatten`` and ``<output>/keep_num_dims``).  QUANTIZE of
 an integer tensor (e.g. uint8 -> int8 at a model's edge) becomes ``requantize``; PAD pads with real 0 (the
-zero point), PADV2 with its constant.  Fused activations become a real-domain clamp ``attrs["activation"]``; the TFLite name
-is kept in ``attrs["tflite_activation"]``.
+zero point), PADV2 with its constant.  Fused activations become a real-domain clamp ``attrs["activation"]``.
 """
 
 from __future__ import annotations
@@ -364,8 +365,7 @@ class _Converter:
             name = _ACTIVATION_NAMES.get(code, str(code))
             raise self._error(op, f"fused activation {name} is not supported (supported: "
                                   f"{', '.join(n for n, _ in _ACTIVATIONS.values())})")
-        name, clamp = _ACTIVATIONS[code]
-        return {"activation": clamp, "tflite_activation": name}
+        return {"activation": _ACTIVATIONS[code][1]}
 
     def _check_not_hybrid(self, op: _RawOp, x: _RawTensor, w: _RawTensor) -> None:
         if x.type_code == 0 and w.type_code != 0:
@@ -464,7 +464,7 @@ class _Converter:
                                    data=np.ascontiguousarray(data.transpose(3, 1, 2, 0)))
         inputs = [x_name, weights, self._tensor(bi, op) if bi >= 0 else ""]
         self._emit(op, "conv2d", inputs, [self._tensor(yi, op)], **attrs, dilation=dilation, groups=channels,
-                   depth_multiplier=out_channels // channels, **self._activation(op, options))
+                   **self._activation(op, options))
 
     def _op_fully_connected(self, op: _RawOp) -> None:
         xi, wi, bi = self._inputs(op, 3, optional=1)
@@ -581,8 +581,9 @@ class _Converter:
         axis = int(options.get("Axis", 0))
         if not -rank <= axis < rank:
             raise self._error(op, f"axis {axis} out of range for rank {rank}")
-        self._emit(op, "concat", [self._tensor(i, op) for i in op.inputs], [self._tensor(yi, op)],
-                   axis=axis % rank, **self._activation(op, options))
+        if self._activation(op, options)["activation"] is not None:
+            raise self._error(op, "a fused activation on CONCATENATION is not supported")
+        self._emit(op, "concat", [self._tensor(i, op) for i in op.inputs], [self._tensor(yi, op)], axis=axis % rank)
 
     def _pad(self, op: _RawOp, constant: float) -> None:
         xi, pi = op.inputs[0], op.inputs[1]

@@ -18,6 +18,20 @@ from hwsim.graph.tflite_import import SUPPORTED_OPS, load_tflite
 litert = pytest.importorskip("ai_edge_litert")
 
 
+# The attributes hwsim/graph/ir.py documents per op (plus pot_scale_int16 on int16 ADD/SUB).
+IR_ATTRS = {
+    "conv2d": {"stride", "dilation", "padding", "groups", "activation"},
+    "fully_connected": {"activation"},
+    "add": {"activation", "pot_scale_int16"}, "sub": {"activation", "pot_scale_int16"}, "mul": {"activation"},
+    "mean": {"axes", "keepdims"},
+    "avg_pool2d": {"kernel", "stride", "padding", "activation", "count_include_pad"},
+    "max_pool2d": {"kernel", "stride", "padding", "activation", "count_include_pad"},
+    "reshape": {"shape"}, "concat": {"axis"}, "pad": {"pads", "constant"},
+    "softmax": {"axis", "beta"}, "logistic": set(), "tanh": set(), "hard_swish": set(),
+    "quantize": set(), "dequantize": set(), "requantize": set(),
+}
+
+
 def assert_ir_invariants(graph: Graph) -> None:
     """Topological order, every tensor produced once, every referenced tensor present."""
     available = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_constant}
@@ -51,6 +65,7 @@ def test_structure(name):
                 assert len(node.inputs) == value
             else:
                 assert node.attrs[key] == value, (node.name, key)
+        assert set(node.attrs) <= IR_ATTRS[node.op], (node.name, set(node.attrs) - IR_ATTRS[node.op])
         if name != "fc_rank3":                 # its helper nodes' names: test_fully_connected_keep_num_dims...
             assert node.name == node.outputs[0]
     assert [(graph.tensor(n).shape, graph.tensor(n).dtype.name) for n in graph.inputs] == inputs

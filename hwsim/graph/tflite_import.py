@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tflite  # the flatbuffer schema classes generated from TFLite's schema.fbs (PyPI package "tflite")
 
 from hwsim.graph.errors import ModelError
 from hwsim.graph.ir import Graph, Node, QuantParams, Tensor
@@ -119,7 +120,7 @@ class _RawOp:
     options: dict | None         # getter name -> value; None when the op has no options table
 
 
-def _opcode_name(tflite, code) -> str:
+def _opcode_name(code) -> str:
     number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
     if number == 32:  # CUSTOM
         custom = code.CustomCode()
@@ -127,7 +128,7 @@ def _opcode_name(tflite, code) -> str:
     return tflite.BUILTIN_OPCODE2NAME.get(number, f"BUILTIN_{number}")
 
 
-def _read_options(tflite, op, index: int, opcode: str):
+def _read_options(op, index: int, opcode: str):
     if opcode not in _OPTIONS:
         return None
     class_name, getters = _OPTIONS[opcode]
@@ -160,8 +161,6 @@ def _buffer_bytes(model, data: bytes, buffer_index: int) -> bytes | None:
 
 
 def _decode(data: bytes):
-    import tflite
-
     model = tflite.Model.GetRootAsModel(data, 0)
     if model.SubgraphsLength() < 1:
         raise ValueError("the model has no subgraph")
@@ -169,7 +168,7 @@ def _decode(data: bytes):
     n_tensors = graph.TensorsLength()
     if n_tensors > len(data) // 4 or graph.OperatorsLength() > len(data) // 4:
         raise ValueError("tensor / operator counts exceed what the file can hold")
-    codes = [_opcode_name(tflite, model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    codes = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
 
     tensors = []
     for i in range(n_tensors):
@@ -202,7 +201,7 @@ def _decode(data: bytes):
         for v in inputs + outputs:
             if v < -1 or v >= n_tensors:
                 raise ValueError(f"operator #{i} refers to tensor {v} of {n_tensors}")
-        ops.append(_RawOp(i, opcode, inputs, outputs, _read_options(tflite, op, i, opcode)))
+        ops.append(_RawOp(i, opcode, inputs, outputs, _read_options(op, i, opcode)))
 
     graph_inputs = [] if graph.InputsIsNone() else [int(v) for v in graph.InputsAsNumpy()]
     graph_outputs = [] if graph.OutputsIsNone() else [int(v) for v in graph.OutputsAsNumpy()]

@@ -25,10 +25,12 @@ _CONV_RELU6 = [
 ]
 _DEPTHWISE = [
     # 9x9x12, depth multiplier 2 -> 24 channels, k3 s1 SAME -> (1, 1, 1, 1)
-    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(1, 1), padding=(1, 1, 1, 1), groups=12, activation=None, w_shape=(24, 3, 3, 1))),
+    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(1, 1), padding=(1, 1, 1, 1), groups=12, activation=None,
+                                         w_shape=(24, 3, 3, 1))),
     ("CONV_2D", "conv2d", dict(stride=(1, 1), padding=(0, 0, 0, 0), groups=1, w_shape=(20, 1, 1, 24))),
     # 9x9x20, k3 s2 SAME: out 5, total 4 * 2 + 3 - 9 = 2 -> (1, 1, 1, 1)
-    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(2, 2), padding=(1, 1, 1, 1), groups=20, activation=RELU, w_shape=(20, 3, 3, 1))),
+    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(2, 2), padding=(1, 1, 1, 1), groups=20, activation=RELU,
+                                         w_shape=(20, 3, 3, 1))),
 ]
 _DILATED = [
     # 11x11, k3 dilation 2 (effective 5) s1 SAME: out 11, total 10 + 5 - 11 = 4 -> (2, 2, 2, 2)
@@ -42,7 +44,8 @@ _FC = [("FULLY_CONNECTED", "fully_connected", dict(activation=None, w_shape=(10,
 _SMALL_CNN = [
     # 12x12, k3 s2 SAME: out 6, total 5 * 2 + 3 - 12 = 1 -> top/left 0, bottom/right 1
     ("CONV_2D", "conv2d", dict(stride=(2, 2), padding=(0, 0, 1, 1), groups=1, activation=RELU, w_shape=(12, 3, 3, 3))),
-    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(1, 1), padding=(1, 1, 1, 1), groups=12, activation=RELU6, w_shape=(12, 3, 3, 1))),
+    ("DEPTHWISE_CONV_2D", "conv2d", dict(stride=(1, 1), padding=(1, 1, 1, 1), groups=12, activation=RELU6,
+                                         w_shape=(12, 3, 3, 1))),
     ("ADD", "add", dict(activation=None)),
     ("MEAN", "mean", dict(axes=(1, 2), keepdims=False)),
     ("FULLY_CONNECTED", "fully_connected", dict(activation=None, w_shape=(5, 12))),

@@ -1,0 +1,158 @@
+/* hw_accumulate.h -- internal: the MAC arithmetic of hw_accum_spec_t, shared by
+ * the portable kernels (hw_gemm.c, hw_conv2d.c) and any fast path that wants
+ * the reference behaviour for one output.  Not read by cffi.
+ *
+ * One output accumulator, for output channel c (SEMANTICS.md sections 2.4, 3.2):
+ *
+ *   a_k   = x_k - zx   (HW_ZP_IN_MAC)        w_k = w[c, k] - zw[c]
+ *         = x_k        (HW_ZP_FOLDED)
+ *   p_k   = a_k * w_k                                  exact
+ *   s_g   = p_{g*G} + ... + p_{g*G+G-1}                exact, G = group; a short last
+ *                                                       group just has fewer products
+ *   s_g'  = narrow(s_g, group_bits, group_overflow)     one group event if s_g' != s_g
+ *   acc   = narrow(acc + s_g', acc_bits, acc_overflow)  one acc event if it changed
+ *
+ * The correction that carries the bias (and, for FOLDED, the input zero point):
+ *
+ *   T     = -zx * sum_k w_k   (FOLDED; 0 for IN_MAC)   exact
+ *   t     = narrow(T, acc_bits, acc_overflow)          acc event if changed
+ *   corr  = narrow(t + bias[c], acc_bits, acc_overflow) acc event if changed
+ *
+ * bias_first = 1: the accumulator starts at corr and the groups follow.
+ * bias_first = 0: the accumulator starts at 0; after the last group
+ *                 acc = narrow(acc + corr) (acc event if changed).
+ * The correction's events are counted once per output element (as if every
+ * accumulator computed it), so counts scale with the number of outputs.
+ *
+ * Every "narrow(u + v)" means: the exact mathematical sum, then narrowed.
+ * When acc_bits or group_bits is 64 the int64 addition itself can overflow;
+ * hw_acc_add below recovers the exact answer from the wrapped sum.
+ *
+ * Operand ranges (checked by the kernels): |a_k| <= 65535 and |w_k| <= 65535
+ * (zero points within their operand's dtype range), so |p_k| < 2^32 and a group
+ * sum of at most 4 products is exact in int64.
+ */
+#ifndef HW_ACCUMULATE_H
+#define HW_ACCUMULATE_H
+#include <stdint.h>
+#include "hw_types.h"
+#include "hw_fixedpoint.h"
+
+/* narrow(u + v, bits, ovf) for the exact sum u + v of two int64 values,
+ * bits in [2, 64]; adds 1 to *events when the result differs from u + v.
+ * The int64 add wraps (UB-free) and is detected: a true sum beyond int64 is
+ * beyond every narrower format too, so saturation goes to the side of u's
+ * sign, and wrapping mod 2^64 then mod 2^bits equals wrapping the exact sum. */
+static inline int64_t hw_acc_add(int64_t u, int64_t v, int bits, hw_overflow_t ovf, int64_t *events)
+{
+    int64_t s = hw_wrapping_add_s64(u, v);
+    int beyond_int64 = ((u < 0) == (v < 0)) && ((s < 0) != (u < 0));
+    int64_t r;
+    if (beyond_int64 && ovf == HW_OVERFLOW_SATURATE)
+        r = u < 0 ? hw_min_s(bits) : hw_max_s(bits);
+    else
+        r = hw_narrow_signed(s, bits, ovf);
+    if (beyond_int64 || r != s) (*events)++;
+    return r;
+}
+
+/* The correction `corr` above for one output channel.
+ * wsum = sum_k (w[c, k] - zw[c]) (exact); bias = bias[c] or 0. */
+static inline int64_t hw_acc_correction(const hw_accum_spec_t *spec, int32_t zx, int64_t wsum,
+                                        int64_t bias, int64_t *acc_events)
+{
+    int64_t t = 0;
+    if (spec->input_zero_point == HW_ZP_FOLDED) {
+        /* |zx| <= 2^16 and |wsum| < 2^47 (K < 2^31, |w_k| <= 65535): exact */
+        int64_t exact = -(int64_t)zx * wsum;
+        t = hw_narrow_signed(exact, spec->acc_bits, spec->acc_overflow);
+        if (t != exact) (*acc_events)++;
+    }
+    return hw_acc_add(t, bias, spec->acc_bits, spec->acc_overflow, acc_events);
+}
+
+/* The group/accumulator reduction over k = 0..K-1 starting from acc, step by
+ * step exactly as described at the top of this file. */
+static inline int64_t hw_acc_reduce(const int32_t *a, const int32_t *w, int64_t K,
+                                    const hw_accum_spec_t *spec, int64_t acc,
+                                    int64_t *group_events, int64_t *acc_events)
+{
+    const int64_t G = spec->group;
+    const int gbits = spec->group_bits, abits = spec->acc_bits;
+    const hw_overflow_t govf = spec->group_overflow, aovf = spec->acc_overflow;
+    for (int64_t k = 0; k < K; k += G) {
+        int64_t end = k + G < K ? k + G : K;
+        int64_t s = 0;
+        for (int64_t j = k; j < end; j++) s += (int64_t)a[j] * (int64_t)w[j];
+        int64_t g = hw_narrow_signed(s, gbits, govf);
+        if (g != s) (*group_events)++;
+        acc = hw_acc_add(acc, g, abits, aovf, acc_events);
+    }
+    return acc;
+}
+
+/* Plain exact dot product; only valid when hw_acc_bound_safe() said so. */
+static inline int64_t hw_acc_dot_exact(const int32_t *a, const int32_t *w, int64_t K)
+{
+    int64_t s = 0;
+    for (int64_t k = 0; k < K; k++) s += (int64_t)a[k] * (int64_t)w[k];
+    return s;
+}
+
+/* 1 when no step of hw_acc_reduce can change a value, so that the reduction
+ * equals start + the exact dot product with no events:
+ *   every prefix and every group sum is bounded by P = sum_k |a_k| * max_k |w_k|,
+ *   so P <= max(group_bits) and |start| + P <= max(acc_bits) suffice.
+ * abs_a_sum = sum_k |a_k|, max_abs_w = max_k |w_k| (both >= 0). */
+static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t abs_a_sum, int64_t max_abs_w,
+                                    int64_t start)
+{
+    if (max_abs_w != 0 && abs_a_sum > INT64_MAX / max_abs_w) return 0;
+    int64_t p = abs_a_sum * max_abs_w;
+    if (p > hw_max_s(spec->group_bits)) return 0;
+    if (start == INT64_MIN) return 0;
+    int64_t abs_start = start < 0 ? -start : start;
+    if (abs_start > INT64_MAX - p) return 0;
+    return abs_start + p <= hw_max_s(spec->acc_bits);
+}
+
+/* The final accumulator of one output (see the top of this file).
+ * corr from hw_acc_correction; corr_events = the acc events it caused. */
+static inline int64_t hw_acc_output(const int32_t *a, const int32_t *w, int64_t K,
+                                    const hw_accum_spec_t *spec, int64_t corr, int64_t corr_events,
+                                    int64_t abs_a_sum, int64_t max_abs_w,
+                                    int64_t *group_events, int64_t *acc_events)
+{
+    int64_t start = spec->bias_first ? corr : 0;
+    int64_t acc;
+    *acc_events += corr_events;
+    if (hw_acc_bound_safe(spec, abs_a_sum, max_abs_w, start))
+        acc = start + hw_acc_dot_exact(a, w, K);
+    else
+        acc = hw_acc_reduce(a, w, K, spec, start, group_events, acc_events);
+    if (!spec->bias_first)
+        acc = hw_acc_add(acc, corr, spec->acc_bits, spec->acc_overflow, acc_events);
+    return acc;
+}
+
+/* Validate an accumulator spec: HW_OK or HW_ERR_ARG. */
+static inline hw_status_t hw_accum_spec_check(const hw_accum_spec_t *spec)
+{
+    if (!spec) return HW_ERR_ARG;
+    if (spec->group != 1 && spec->group != 2 && spec->group != 4) return HW_ERR_ARG;
+    if (spec->group_bits < 2 || spec->group_bits > 64) return HW_ERR_ARG;
+    if (spec->acc_bits < 8 || spec->acc_bits > 64) return HW_ERR_ARG;
+    if (spec->group_overflow != HW_OVERFLOW_WRAP && spec->group_overflow != HW_OVERFLOW_SATURATE) return HW_ERR_ARG;
+    if (spec->acc_overflow != HW_OVERFLOW_WRAP && spec->acc_overflow != HW_OVERFLOW_SATURATE) return HW_ERR_ARG;
+    if (spec->input_zero_point != HW_ZP_IN_MAC && spec->input_zero_point != HW_ZP_FOLDED) return HW_ERR_ARG;
+    if (spec->bias_first != 0 && spec->bias_first != 1) return HW_ERR_ARG;
+    return HW_OK;
+}
+
+/* |v| for the max_abs_acc counter, INT64_MIN reported as INT64_MAX. */
+static inline int64_t hw_acc_abs(int64_t v)
+{
+    return v == INT64_MIN ? INT64_MAX : (v < 0 ? -v : v);
+}
+
+#endif

@@ -1,20 +1,25 @@
 /* hw_fast_depthwise.c -- fast path for depthwise convolution (groups == in_c,
- * depth multiplier dm = out_c / in_c) on AVX-512BW.
+ * depth multiplier dm = out_c / in_c) on AVX-512BW + VNNI.
  *
  * Reproduces the portable hw_conv2d bit for bit.  NHWC keeps channels
  * contiguous, so the vectors run ACROSS output channels and every lane keeps
- * its own tap order (ky, kx; one input channel per group), which makes the
- * result exact even for saturating accumulators:
- *   - EXACT: every narrowing in the k loop is provably the identity (the bound
- *     |start| + taps * max|product| fits the accumulator) or the accumulator
- *     wraps at <= 32 bits (wrap of the int32 sum == the chain of wraps) and no
- *     acc events are requested: int32 lanes, VPMADDWD + VPADDD.
- *   - S16: acc_bits 16 saturate, every product fits int16: VPMULLW + VPADDSW.
- *   - S32: acc_bits 8..31 saturate: VPMADDWD + VPADDD + VPMINSD/VPMAXSD.
- * The input is first copied into a padded plane of int16 operands
- * a = x - zx (IN_MAC) or x (FOLDED), channel o holding input channel o / dm
- * and padding holding x = zx, so a tap is one aligned vector load.
- * Per output work (bias, folded term, counters, acc_out, requantisation) is in
+ * its own tap order (ky, then kx; one input channel per group), which is exact
+ * even for saturating accumulators.  Per block of 16 (int32) channels:
+ *   - EXACT: no narrowing in the k loop can change a value, proven per
+ *     channel by |start| + max|a| * sum_t |w'_t| <= the accumulator's (and
+ *     group's) maximum, or the accumulator wraps at <= 32 bits (the int32 sum
+ *     wrapped to acc_bits equals the chain of wraps) and no acc events were
+ *     asked for.  Order is then free: VPDPWSSD on tap pairs (kx, kx+1).
+ *   - CLAMP: acc_bits 8..31 saturate: per tap VPMADDWD (a, a') x (w', 0) = a*w',
+ *     VPADDD, VPMINSD/VPMAXSD to the width -- one narrowing per step.
+ * and for acc_bits 16 saturate (every product fits int16) the whole call runs
+ * on int16 lanes, 32 channels a vector: VPMULLW + VPADDSW = sat16(acc + p).
+ *
+ * Operands a = x - zx (IN_MAC) or x (FOLDED); channel o reads input channel
+ * o / dm; padding taps hold x = zx.  Each thread converts the padded input rows
+ * it needs into a small ring of rows (int16 a, or int32 pairs (a[x], a[x+dw]))
+ * so that a tap is one vector load and the rows stay in cache.
+ * Per output work (correction, counters, acc_out, requantisation) is in
  * hw_fast_narrow_common.h.
  */
 #include "hw_dispatch.h"
@@ -35,75 +40,151 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
 #include "hw_parallel.h"
 #include "hw_fast_narrow_common.h"
 
-#define DW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define DW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-enum { DW_EXACT = 0, DW_S16 = 1, DW_S32 = 2 };
+enum { DW_MODE_EXACT = 0, DW_MODE_CLAMP = 1 };
 
 typedef struct {
     const hw_conv2d_args_t *a;
-    int kind;
-    int64_t O, Opad, PH, PW, taps;
-    const int16_t *plane;      /* [batch][PH][PW][Opad] */
-    const int64_t *tap_off;    /* [taps] element offsets of tap (ky, kx) */
-    const void *w;             /* S16: int16 [taps][Opad]; else int32 (w', 0) pairs [taps][Opad] */
+    int s16;                   /* 1: int16 lanes (sat16); 0: int32 lanes, per-vector mode */
+    int64_t O, Opad, PH, PW, dm;
+    int64_t ring;              /* rows in a thread's ring: (kernel_h - 1) * dilation_h + 1 */
+    int16_t pad_a;             /* a of a padding tap */
+    int32_t sub;               /* zx (IN_MAC) or 0 */
+    const uint8_t *mode;       /* [Opad / 16] DW_MODE_* (int32 lanes) */
+    const int16_t *w16;        /* s16: [taps][Opad] w' */
+    const int32_t *wsingle;    /* int32: [taps][Opad] (w', 0) */
+    const int32_t *wpair;      /* int32: [kernel_h][npairs][Opad] (w'[kx], w'[kx+1]) */
+    int64_t npairs;            /* (kernel_w + 1) / 2 */
     const int32_t *start;      /* [Opad] */
-    int64_t lo, hi;            /* S32 clamp range */
-    int wrap_bits;             /* EXACT: narrow the int32 sum to this width by wrapping (0: exact) */
-    const nw_sink_t *sink;
+    int32_t lo, hi;            /* clamp range */
+    const nw_epilogue_t *epi;
     const nw_count_scratch_t *cs;
     int counting;
-    int32_t *rowbuf;           /* per thread: [chunks][2][out_w * Opad] int32 */
+    void *thread_mem;          /* per thread: ring rows, row ids, a conversion row, acc/ev rows */
+    int64_t thread_bytes;
 } dw_run_t;
 
-/* One output row (b, oy): the k loop for every pixel and channel vector. */
-DW_TARGET static void dw_row_s16(const dw_run_t *r, const int16_t *src, int16_t *acc_row, int16_t *ev_row)
+/* The int16 operand row (padded coordinates) y of batch b into dst[PW][Opad]. */
+static void dw_convert_row(const dw_run_t *r, int64_t b, int64_t y, int16_t *dst)
 {
     const hw_conv2d_args_t *a = r->a;
-    const int16_t *w = (const int16_t *)r->w;
-    const __m512i minus1 = _mm512_set1_epi16(-1);
-    for (int64_t cv = 0; cv < r->Opad; cv += 32) {
-        __m512i st = _mm512_loadu_si512((const void *)(r->start + cv));
-        __m512i st16 = _mm512_castsi256_si512(_mm512_cvtepi32_epi16(st));
-        st16 = _mm512_inserti64x4(st16, _mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(r->start + cv + 16))), 1);
-        for (int64_t ox = 0; ox < a->out_w; ox++) {
-            const int16_t *px = src + ox * a->stride_w * r->Opad + cv;
-            __m512i acc = st16, cnt = _mm512_setzero_si512();
-            for (int64_t t = 0; t < r->taps; t++) {
-                __m512i x = _mm512_loadu_si512((const void *)(px + r->tap_off[t]));
-                __m512i prod = _mm512_mullo_epi16(x, _mm512_loadu_si512((const void *)(w + t * r->Opad + cv)));
-                __m512i sat = _mm512_adds_epi16(acc, prod);
-                if (ev_row != NULL) {
-                    __mmask32 diff = _mm512_cmpneq_epi16_mask(sat, _mm512_add_epi16(acc, prod));
-                    cnt = _mm512_mask_sub_epi16(cnt, diff, cnt, minus1);
-                }
-                acc = sat;
+    int64_t iy = y - a->pad_top, Opad = r->Opad, O = r->O;
+    if (iy < 0 || iy >= a->in_h) {
+        for (int64_t x = 0; x < r->PW; x++) {
+            for (int64_t o = 0; o < O; o++) dst[x * Opad + o] = r->pad_a;
+            for (int64_t o = O; o < Opad; o++) dst[x * Opad + o] = 0;
+        }
+        return;
+    }
+    for (int64_t x = 0; x < r->PW; x++) {
+        int16_t *d = dst + x * Opad;
+        int64_t ix = x - a->pad_left;
+        if (ix < 0 || ix >= a->in_w) {
+            for (int64_t o = 0; o < O; o++) d[o] = r->pad_a;
+        } else {
+            int64_t base = ((b * a->in_h + iy) * a->in_w + ix) * a->in_c;
+            int32_t sub = r->sub;
+            if (r->dm == 1 && a->x_dtype == HW_DT_U8) {
+                const uint8_t *s = (const uint8_t *)a->x + base;
+                for (int64_t o = 0; o < O; o++) d[o] = (int16_t)((int32_t)s[o] - sub);
+            } else if (r->dm == 1 && a->x_dtype == HW_DT_S8) {
+                const int8_t *s = (const int8_t *)a->x + base;
+                for (int64_t o = 0; o < O; o++) d[o] = (int16_t)((int32_t)s[o] - sub);
+            } else {
+                for (int64_t o = 0; o < O; o++) d[o] = (int16_t)(nw_load(a->x_dtype, a->x, base + o / r->dm) - sub);
             }
-            _mm512_storeu_si512((void *)(acc_row + ox * r->Opad + cv), acc);
-            if (ev_row != NULL) _mm512_storeu_si512((void *)(ev_row + ox * r->Opad + cv), cnt);
+        }
+        for (int64_t o = O; o < Opad; o++) d[o] = 0;
+    }
+}
+
+/* Pairs (a[x], a[x + dw]) as int32 words, a[x + dw] = 0 past the row. */
+DW_TARGET static void dw_pair_row(const dw_run_t *r, const int16_t *p, int32_t *q)
+{
+    int64_t dw = r->a->dilation_w, Opad = r->Opad;
+    for (int64_t x = 0; x < r->PW; x++)
+        for (int64_t o = 0; o < Opad; o += 16) {
+            __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + x * Opad + o)));
+            __m512i hi = x + dw < r->PW
+                ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + (x + dw) * Opad + o)))
+                : _mm512_setzero_si512();
+            _mm512_storeu_si512((void *)(q + x * Opad + o), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+}
+
+/* int16 lanes: one output row; acc / ev rows are int32 [out_w][Opad]. */
+DW_TARGET static void dw_row_s16(const dw_run_t *r, const int16_t *const *rows, int32_t *acc_row, int32_t *ev_row)
+{
+    const hw_conv2d_args_t *a = r->a;
+    const __m512i minus1 = _mm512_set1_epi16(-1);
+    const int64_t kh = a->kernel_h, kw = a->kernel_w, Opad = r->Opad;
+    for (int64_t cv = 0; cv < Opad; cv += 32) {
+        __m512i st = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(r->start + cv)))),
+            _mm512_cvtepi32_epi16(_mm512_loadu_si512((const void *)(r->start + cv + 16))), 1);
+        for (int64_t ox = 0; ox < a->out_w; ox++) {
+            __m512i acc = st, cnt = _mm512_setzero_si512();
+            const int16_t *wt = r->w16 + cv;
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const int16_t *px = rows[ky] + ox * a->stride_w * Opad + cv;
+                for (int64_t kx = 0; kx < kw; kx++, wt += Opad) {
+                    __m512i x = _mm512_loadu_si512((const void *)(px + kx * a->dilation_w * Opad));
+                    __m512i prod = _mm512_mullo_epi16(x, _mm512_loadu_si512((const void *)wt));
+                    __m512i sat = _mm512_adds_epi16(acc, prod);
+                    if (ev_row != NULL) {
+                        __mmask32 diff = _mm512_cmpneq_epi16_mask(sat, _mm512_add_epi16(acc, prod));
+                        cnt = _mm512_mask_sub_epi16(cnt, diff, cnt, minus1);
+                    }
+                    acc = sat;
+                }
+            }
+            int32_t *dst = acc_row + ox * Opad + cv;
+            _mm512_storeu_si512((void *)dst, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc)));
+            _mm512_storeu_si512((void *)(dst + 16), _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc, 1)));
+            if (ev_row != NULL) {
+                int32_t *e = ev_row + ox * Opad + cv;
+                _mm512_storeu_si512((void *)e, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(cnt)));
+                _mm512_storeu_si512((void *)(e + 16), _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(cnt, 1)));
+            }
         }
     }
 }
 
-DW_TARGET static void dw_row_s32(const dw_run_t *r, const int16_t *src, int32_t *acc_row, int32_t *ev_row)
+/* int32 lanes: one output row from pair rows. */
+DW_TARGET static void dw_row_s32(const dw_run_t *r, const int32_t *const *rows, int32_t *acc_row, int32_t *ev_row)
 {
     const hw_conv2d_args_t *a = r->a;
-    const int32_t *w = (const int32_t *)r->w;
-    const __m512i lo = _mm512_set1_epi32((int32_t)r->lo), hi = _mm512_set1_epi32((int32_t)r->hi);
+    const __m512i lo = _mm512_set1_epi32(r->lo), hi = _mm512_set1_epi32(r->hi);
     const __m512i minus1 = _mm512_set1_epi32(-1);
-    const int exact = r->kind == DW_EXACT;
-    for (int64_t cv = 0; cv < r->Opad; cv += 16) {
+    const int64_t kh = a->kernel_h, kw = a->kernel_w, Opad = r->Opad;
+    const int64_t xstep = a->stride_w * Opad, tstep = a->dilation_w * Opad;
+    for (int64_t cv = 0; cv < Opad; cv += 16) {
         __m512i st = _mm512_loadu_si512((const void *)(r->start + cv));
+        if (r->mode[cv / 16] == DW_MODE_EXACT) {
+            for (int64_t ox = 0; ox < a->out_w; ox++) {
+                __m512i acc = st;
+                const int32_t *wt = r->wpair + cv;
+                for (int64_t ky = 0; ky < kh; ky++) {
+                    const int32_t *px = rows[ky] + ox * xstep + cv;
+                    for (int64_t kx = 0; kx < kw; kx += 2, wt += Opad)
+                        acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512((const void *)(px + kx * tstep)),
+                                                  _mm512_loadu_si512((const void *)wt));
+                }
+                _mm512_storeu_si512((void *)(acc_row + ox * Opad + cv), acc);
+                if (ev_row != NULL) _mm512_storeu_si512((void *)(ev_row + ox * Opad + cv), _mm512_setzero_si512());
+            }
+            continue;
+        }
         for (int64_t ox = 0; ox < a->out_w; ox++) {
-            const int16_t *px = src + ox * a->stride_w * r->Opad + cv;
             __m512i acc = st, cnt = _mm512_setzero_si512();
-            for (int64_t t = 0; t < r->taps; t++) {
-                /* sign-extended a as an int16 pair (a, sign) times (w', 0) = a * w' */
-                __m512i x = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(px + r->tap_off[t])));
-                __m512i prod = _mm512_madd_epi16(x, _mm512_loadu_si512((const void *)(w + t * r->Opad + cv)));
-                __m512i sum = _mm512_add_epi32(acc, prod);
-                if (exact) {
-                    acc = sum;
-                } else {
+            const int32_t *wt = r->wsingle + cv;
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const int32_t *px = rows[ky] + ox * xstep + cv;
+                for (int64_t kx = 0; kx < kw; kx++, wt += Opad) {
+                    __m512i prod = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(px + kx * tstep)),
+                                                     _mm512_loadu_si512((const void *)wt));
+                    __m512i sum = _mm512_add_epi32(acc, prod);
                     __m512i cl = _mm512_max_epi32(_mm512_min_epi32(sum, hi), lo);
                     if (ev_row != NULL) {
                         __mmask16 diff = _mm512_cmpneq_epi32_mask(sum, cl);
@@ -112,45 +193,8 @@ DW_TARGET static void dw_row_s32(const dw_run_t *r, const int16_t *src, int32_t 
                     acc = cl;
                 }
             }
-            _mm512_storeu_si512((void *)(acc_row + ox * r->Opad + cv), acc);
-            if (ev_row != NULL) _mm512_storeu_si512((void *)(ev_row + ox * r->Opad + cv), cnt);
-        }
-    }
-}
-
-/* Epilogue of one output row; fast when only acc_out is wanted. */
-static void dw_finish_row(const dw_run_t *r, int64_t row0, const void *acc_row, const void *ev_row, nw_counts_t *cnt)
-{
-    const hw_conv2d_args_t *a = r->a;
-    int s16 = r->kind == DW_S16;
-    const nw_sink_t *sink = r->sink;
-    int simple = cnt == NULL && sink->rq == NULL && sink->terms->spec->bias_first && r->wrap_bits == 0;
-    for (int64_t ox = 0; ox < a->out_w; ox++) {
-        int64_t row = row0 + ox;
-        if (simple) {
-            if (sink->acc_out == NULL) continue;
-            int64_t *dst = sink->acc_out + row * r->O;
-            if (s16) {
-                const int16_t *v = (const int16_t *)acc_row + ox * r->Opad;
-                for (int64_t o = 0; o < r->O; o++) dst[o] = v[o];
-            } else {
-                const int32_t *v = (const int32_t *)acc_row + ox * r->Opad;
-                for (int64_t o = 0; o < r->O; o++) dst[o] = v[o];
-            }
-            continue;
-        }
-        for (int64_t o = 0; o < r->O; o++) {
-            int64_t v, e = 0;
-            if (s16) {
-                v = ((const int16_t *)acc_row)[ox * r->Opad + o];
-                if (ev_row != NULL) e = ((const int16_t *)ev_row)[ox * r->Opad + o];
-            } else {
-                v = ((const int32_t *)acc_row)[ox * r->Opad + o];
-                if (ev_row != NULL) e = ((const int32_t *)ev_row)[ox * r->Opad + o];
-            }
-            if (r->wrap_bits) v = hw_wrap_s64(v, r->wrap_bits);
-            if (cnt != NULL) cnt->acc_events[o] += e;
-            nw_finish_one(sink, row, o, v, cnt);
+            _mm512_storeu_si512((void *)(acc_row + ox * Opad + cv), acc);
+            if (ev_row != NULL) _mm512_storeu_si512((void *)(ev_row + ox * Opad + cv), cnt);
         }
     }
 }
@@ -164,76 +208,87 @@ static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
         cnt_storage = nw_count_scratch_get(r->cs, thread_index);
         cnt = &cnt_storage;
     }
-    int64_t rowlen = a->out_w * r->Opad;
-    int32_t *acc_row = r->rowbuf + (int64_t)thread_index * 2 * rowlen;
-    int32_t *ev_row = r->counting ? acc_row + rowlen : NULL;
+    /* thread memory: ring [ring][PW * Opad] (int16 or int32), row ids [ring],
+     * conversion row int16 [PW * Opad], acc and ev rows int32 [out_w * Opad] */
+    char *mem = (char *)r->thread_mem + (int64_t)thread_index * r->thread_bytes;
+    int64_t rowlen = r->PW * r->Opad, esz = r->s16 ? 2 : 4;
+    char *ring = mem;
+    int64_t *ids = (int64_t *)(void *)(ring + r->ring * rowlen * esz);
+    int16_t *conv = (int16_t *)(void *)(ids + r->ring);
+    int32_t *acc_row = (int32_t *)(void *)(conv + rowlen);
+    int32_t *ev_row = r->counting ? acc_row + a->out_w * r->Opad : NULL;
+    for (int64_t i = 0; i < r->ring; i++) ids[i] = -1;
+    const void *rows[64];
     for (int64_t task = begin; task < end; task++) {
         int64_t b = task / a->out_h, oy = task - b * a->out_h;
-        const int16_t *src = r->plane + ((b * r->PH + oy * a->stride_h) * r->PW) * r->Opad;
-        if (r->kind == DW_S16) dw_row_s16(r, src, (int16_t *)acc_row, (int16_t *)ev_row);
-        else dw_row_s32(r, src, acc_row, ev_row);
-        dw_finish_row(r, task * a->out_w, acc_row, ev_row, cnt);
+        for (int64_t ky = 0; ky < a->kernel_h; ky++) {
+            int64_t y = oy * a->stride_h + ky * a->dilation_h;
+            int64_t slot = y % r->ring, id = b * r->PH + y;
+            char *dst = ring + slot * rowlen * esz;
+            if (ids[slot] != id) {
+                if (r->s16) {
+                    dw_convert_row(r, b, y, (int16_t *)(void *)dst);
+                } else {
+                    dw_convert_row(r, b, y, conv);
+                    dw_pair_row(r, conv, (int32_t *)(void *)dst);
+                }
+                ids[slot] = id;
+            }
+            rows[ky] = dst;
+        }
+        if (r->s16) dw_row_s16(r, (const int16_t *const *)rows, acc_row, ev_row);
+        else dw_row_s32(r, (const int32_t *const *)rows, acc_row, ev_row);
+        for (int64_t ox = 0; ox < a->out_w; ox++)
+            nw_epilogue_row(r->epi, task * a->out_w + ox, 0, r->O, acc_row + ox * r->Opad,
+                            ev_row != NULL ? ev_row + ox * r->Opad : NULL, cnt);
     }
 }
 
-/* Build the padded operand plane; returns the range of a (incl. padding). */
-static void dw_plane(const hw_conv2d_args_t *a, int64_t dm, int64_t Opad, int64_t PH, int64_t PW, int32_t sub,
-                     int16_t *plane, nw_range_t *range)
+/* Range of the activation values (raw x). */
+static nw_range_t dw_x_range(const hw_conv2d_args_t *a)
 {
-    int16_t pad = (int16_t)(a->x_zero_point - sub);
-    int any_pad = a->pad_top || a->pad_left || a->pad_bottom || a->pad_right;
-    *range = nw_range_empty();
-    if (any_pad) nw_range_add(range, pad);
+    int64_t n = a->batch * a->in_h * a->in_w * a->in_c;
     int32_t lo = INT32_MAX, hi = INT32_MIN;
-    int64_t C = a->in_c, O = a->out_c;
-    for (int64_t b = 0; b < a->batch; b++)
-        for (int64_t y = 0; y < PH; y++) {
-            int16_t *dst = plane + ((b * PH + y) * PW) * Opad;
-            int64_t iy = y - a->pad_top;
-            for (int64_t x = 0; x < PW; x++, dst += Opad) {
-                int64_t ix = x - a->pad_left;
-                if (iy < 0 || iy >= a->in_h || ix < 0 || ix >= a->in_w) {
-                    for (int64_t o = 0; o < O; o++) dst[o] = pad;
-                } else {
-                    int64_t base = ((b * a->in_h + iy) * a->in_w + ix) * C;
-                    if (dm == 1 && a->x_dtype == HW_DT_U8) {
-                        const uint8_t *s = (const uint8_t *)a->x + base;
-                        for (int64_t o = 0; o < O; o++) {
-                            int32_t v = (int32_t)s[o] - sub;
-                            lo = v < lo ? v : lo;
-                            hi = v > hi ? v : hi;
-                            dst[o] = (int16_t)v;
-                        }
-                    } else if (dm == 1 && a->x_dtype == HW_DT_S8) {
-                        const int8_t *s = (const int8_t *)a->x + base;
-                        for (int64_t o = 0; o < O; o++) {
-                            int32_t v = (int32_t)s[o] - sub;
-                            lo = v < lo ? v : lo;
-                            hi = v > hi ? v : hi;
-                            dst[o] = (int16_t)v;
-                        }
-                    } else {
-                        for (int64_t o = 0; o < O; o++) {
-                            int32_t v = nw_load(a->x_dtype, a->x, base + o / dm) - sub;
-                            lo = v < lo ? v : lo;
-                            hi = v > hi ? v : hi;
-                            dst[o] = (int16_t)v;   /* range checked before use */
-                        }
-                    }
-                }
-                for (int64_t o = O; o < Opad; o++) dst[o] = 0;
-            }
+    if (a->x_dtype == HW_DT_U8) {
+        const uint8_t *s = (const uint8_t *)a->x;
+        uint8_t l = 255, h = 0;
+        for (int64_t i = 0; i < n; i++) {
+            l = s[i] < l ? s[i] : l;
+            h = s[i] > h ? s[i] : h;
         }
-    if (lo <= hi) {
-        nw_range_add(range, lo);
-        nw_range_add(range, hi);
+        lo = l;
+        hi = h;
+    } else if (a->x_dtype == HW_DT_S8) {
+        const int8_t *s = (const int8_t *)a->x;
+        int8_t l = 127, h = -128;
+        for (int64_t i = 0; i < n; i++) {
+            l = s[i] < l ? s[i] : l;
+            h = s[i] > h ? s[i] : h;
+        }
+        lo = l;
+        hi = h;
+    } else {
+        const int16_t *s = (const int16_t *)a->x;
+        int16_t l = 32767, h = -32768;
+        for (int64_t i = 0; i < n; i++) {
+            l = s[i] < l ? s[i] : l;
+            h = s[i] > h ? s[i] : h;
+        }
+        lo = l;
+        hi = h;
     }
+    nw_range_t r = nw_range_empty();
+    if (n > 0) {
+        nw_range_add(&r, lo);
+        nw_range_add(&r, hi);
+    }
+    return r;
 }
 
 static int dw_features_ok(void)
 {
-    /* TEMPORARY until hw_dispatch.c detects features (fastvnni branch). */
-    return __builtin_cpu_supports("avx512bw");
+    uint32_t need = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI;
+    return (hw_active_features() & need) == need;
 }
 
 int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
@@ -245,121 +300,158 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
     if (a->groups != a->in_c || a->in_c < 1 || a->out_c % a->in_c != 0) return 0;
     if (!nw_operand_dtype_ok(a->x_dtype) || !nw_operand_dtype_ok(a->w_dtype)) return 0;
     if (!nw_out_dtype_ok(rq, out_dtype, out)) return 0;
-    if (a->batch < 1 || a->out_h < 1 || a->out_w < 1) return 0;
+    if (a->batch < 1 || a->out_h < 1 || a->out_w < 1 || a->kernel_h < 1 || a->kernel_w < 1) return 0;
+    if (a->kernel_h > 64 || a->kernel_h * a->kernel_w > 4096) return 0;
     if (a->pad_top < 0 || a->pad_left < 0 || a->pad_bottom < 0 || a->pad_right < 0) return 0;
-    if (acc->acc_bits < 8 || acc->acc_bits > 64) return 0;
     int64_t PH = a->in_h + a->pad_top + a->pad_bottom, PW = a->in_w + a->pad_left + a->pad_right;
     if ((a->out_h - 1) * a->stride_h + (a->kernel_h - 1) * a->dilation_h >= PH) return 0;
     if ((a->out_w - 1) * a->stride_w + (a->kernel_w - 1) * a->dilation_w >= PW) return 0;
-    int64_t O = a->out_c, dm = a->out_c / a->in_c, taps = a->kernel_h * a->kernel_w;
-    if (taps > 4096) return 0;
-    if (a->bias != NULL)
-        for (int64_t o = 0; o < O; o++)
-            if (a->bias[o] > NW_TERM_LIMIT || a->bias[o] < -NW_TERM_LIMIT) return 0;
+    const int64_t O = a->out_c, taps = a->kernel_h * a->kernel_w, npairs = (a->kernel_w + 1) / 2;
+    const int in_mac = acc->input_zero_point == HW_ZP_IN_MAC;
+    const int32_t sub = in_mac ? a->x_zero_point : 0;
 
-    /* weights w'[o][t] */
-    nw_range_t wrange = nw_range_empty();
+    /* operand ranges: every a and w' must fit int16 */
+    nw_range_t xr = dw_x_range(a), ar = nw_range_empty();
+    if (xr.lo <= xr.hi) {
+        nw_range_add(&ar, xr.lo - sub);
+        nw_range_add(&ar, xr.hi - sub);
+    }
+    if (a->pad_top || a->pad_left || a->pad_bottom || a->pad_right) nw_range_add(&ar, a->x_zero_point - sub);
+    if (!nw_range_fits(ar, 16)) return 0;
+    int64_t amax = nw_range_absmax(ar);
+
+    int64_t Opad = (O + 31) / 32 * 32;
     int32_t *wd = (int32_t *)malloc((size_t)(O * taps) * sizeof(int32_t));
-    if (wd == NULL) return 0;
+    int64_t *wsum = (int64_t *)malloc((size_t)O * sizeof(int64_t));
+    int64_t *wl1 = (int64_t *)malloc((size_t)O * sizeof(int64_t));
+    if (wd == NULL || wsum == NULL || wl1 == NULL) {
+        free(wd);
+        free(wsum);
+        free(wl1);
+        return 0;
+    }
+    nw_range_t wr = nw_range_empty();
     for (int64_t o = 0; o < O; o++) {
         int32_t z = nw_zw(a->w_zero_point, a->w_zp_per_channel, o);
+        int64_t s = 0, l1 = 0;
         for (int64_t t = 0; t < taps; t++) {
-            wd[o * taps + t] = nw_load(a->w_dtype, a->w, o * taps + t) - z;
-            nw_range_add(&wrange, wd[o * taps + t]);
+            int32_t v = nw_load(a->w_dtype, a->w, o * taps + t) - z;
+            wd[o * taps + t] = v;
+            nw_range_add(&wr, v);
+            s += v;
+            l1 += v < 0 ? -(int64_t)v : v;
         }
+        wsum[o] = s;
+        wl1[o] = l1;
     }
-    int in_mac = acc->input_zero_point == HW_ZP_IN_MAC;
-    int32_t sub = in_mac ? a->x_zero_point : 0;
-    int64_t Opad = (O + 31) / 32 * 32;
-    int16_t *plane = (int16_t *)malloc((size_t)(a->batch * PH * PW * Opad) * sizeof(int16_t));
-    int64_t *fold = in_mac ? NULL : (int64_t *)malloc((size_t)O * sizeof(int64_t));
+    nw_terms_t terms;
+    int ok = nw_range_fits(wr, 16) && nw_terms_init(&terms, acc, a->x_zero_point, wsum, a->bias, O);
+    free(wsum);
+    if (!ok) {
+        free(wd);
+        free(wl1);
+        return 0;
+    }
+
+    /* choose the arithmetic */
+    nw_range_t prod = nw_range_mul(ar, wr);
+    int sat = acc->acc_overflow == HW_OVERFLOW_SATURATE;
+    int want_events = counters != NULL && counters->acc_events != NULL;
+    int64_t acc_lim = hw_max_s(acc->acc_bits) < INT32_MAX ? hw_max_s(acc->acc_bits) : INT32_MAX;
+    int64_t grp_lim = acc->group_bits >= 64 ? INT64_MAX : hw_max_s(acc->group_bits);
+    int group_id1 = acc->group == 1 && nw_range_fits(prod, acc->group_bits < 64 ? acc->group_bits : 64);
+    int s16 = sat && acc->acc_bits == 16 && group_id1 && nw_range_fits(prod, 16) && taps < 32767;
+    int clamp_ok = sat && acc->acc_bits <= 31 && group_id1 &&
+                   ((int64_t)1 << (acc->acc_bits - 1)) + nw_range_absmax(prod) <= INT32_MAX;
+    uint8_t *mode = (uint8_t *)calloc((size_t)(Opad / 16), 1);
     int32_t *start = (int32_t *)calloc((size_t)Opad, sizeof(int32_t));
-    int64_t *start_events = (int64_t *)calloc((size_t)O, sizeof(int64_t));
-    int64_t *tap_off = (int64_t *)malloc((size_t)taps * sizeof(int64_t));
-    void *wp = NULL;
-    int32_t *rowbuf = NULL;
-    int ok = plane != NULL && (in_mac || fold != NULL) && start != NULL && start_events != NULL && tap_off != NULL;
-    int kind = -1, wrap_bits = 0;
-    nw_terms_t terms = {acc, a->bias, fold};
-    nw_range_t arange = nw_range_empty();
-    if (ok) dw_plane(a, dm, Opad, PH, PW, sub, plane, &arange);
-    if (ok && nw_range_fits(arange, 16) && nw_range_fits(wrange, 16)) {
-        nw_range_t prod = nw_range_mul(arange, wrange);
-        int64_t pmax = nw_range_absmax(prod);
-        /* group stage: a group of g products is the identity when any sum of g fits */
-        int64_t gmax = pmax * acc->group;
-        int group_id = acc->group_bits >= 64 || gmax <= hw_max_s(acc->group_bits);
-        if (fold != NULL)
-            for (int64_t o = 0; o < O; o++) {
-                int64_t s = 0;
-                for (int64_t t = 0; t < taps; t++) s += wd[o * taps + t];
-                fold[o] = -(int64_t)a->x_zero_point * s;
-            }
-        int64_t smax = 0;
-        for (int64_t o = 0; o < O; o++) {
-            int64_t s = nw_start_value(&terms, o, &start_events[o]);
-            int64_t as = s < 0 ? -s : s;
-            if (as > smax) smax = as;
-            start[o] = (int32_t)s;   /* used only when it fits (checked below) */
+    ok = mode != NULL && start != NULL;
+    int wrap_bits = 0;
+    for (int64_t cv = 0; ok && !s16 && cv < Opad; cv += 16) {
+        int exact = 1, wrap_exact = !sat && acc->acc_bits <= 32 && !want_events;
+        for (int64_t o = cv; o < cv + 16 && o < O; o++) {
+            int64_t bound = amax * wl1[o];   /* |any prefix or group sum| of the k loop */
+            int64_t st = nw_start_value(&terms, o);
+            int64_t ast = hw_acc_abs(st);
+            if (bound > grp_lim) wrap_exact = exact = 0;
+            if (ast > acc_lim || bound > acc_lim - ast) exact = 0;
         }
-        int64_t lim = hw_max_s(acc->acc_bits) < INT32_MAX ? hw_max_s(acc->acc_bits) : INT32_MAX;
-        int want_events = counters != NULL && counters->acc_events != NULL;
-        int sat = acc->acc_overflow == HW_OVERFLOW_SATURATE;
-        if (group_id && smax + taps * pmax <= lim) {
-            kind = DW_EXACT;   /* nothing in the k loop can narrow */
-        } else if (group_id && !sat && acc->acc_bits <= 32 && !want_events) {
-            kind = DW_EXACT;   /* wrap: the int32 sum wrapped to acc_bits is the chain of wraps */
+        if (exact) {
+            mode[cv / 16] = DW_MODE_EXACT;
+        } else if (wrap_exact) {
+            mode[cv / 16] = DW_MODE_EXACT;
             wrap_bits = acc->acc_bits < 32 ? acc->acc_bits : 0;
-        } else if (acc->group == 1 && group_id && sat && acc->acc_bits == 16 && nw_range_fits(prod, 16) &&
-                   taps < 32767) {
-            kind = DW_S16;
-        } else if (acc->group == 1 && group_id && sat && acc->acc_bits <= 31 &&
-                   ((int64_t)1 << (acc->acc_bits - 1)) + pmax <= INT32_MAX) {
-            kind = DW_S32;
+        } else if (clamp_ok) {
+            mode[cv / 16] = DW_MODE_CLAMP;
+        } else {
+            ok = 0;
         }
     }
-    if (kind < 0) ok = 0;
+    /* a vector proven exact by the bound needs no wrap; wrapping its in-range
+     * values is the identity, so one wrap_bits serves every vector */
+    for (int64_t o = 0; ok && o < O; o++) start[o] = (int32_t)nw_start_value(&terms, o);
+    free(wl1);
+
     int chunks = hw_parallel_chunks(a->batch * a->out_h, a->n_threads);
+    int64_t ring = (a->kernel_h - 1) * a->dilation_h + 1;
+    int64_t rowlen = PW * Opad, esz = s16 ? 2 : 4;
+    int64_t thread_bytes = ring * rowlen * esz + ring * (int64_t)sizeof(int64_t) + rowlen * 2 +
+                           2 * a->out_w * Opad * 4;
+    thread_bytes = (thread_bytes + 63) / 64 * 64;
+    void *thread_mem = NULL, *wbuf = NULL;
+    int16_t *w16 = NULL;
+    int32_t *wsingle = NULL, *wpair = NULL;
     if (ok) {
-        size_t esz = kind == DW_S16 ? 2 : 4;
-        wp = calloc((size_t)(taps * Opad), esz);
-        rowbuf = (int32_t *)malloc((size_t)(chunks * 2 * a->out_w * Opad) * sizeof(int32_t));
-        ok = wp != NULL && rowbuf != NULL;
+        thread_mem = malloc((size_t)(chunks * thread_bytes));
+        size_t wbytes = s16 ? (size_t)(taps * Opad) * 2 : (size_t)((taps + a->kernel_h * npairs) * Opad) * 4;
+        wbuf = calloc(wbytes, 1);
+        ok = thread_mem != NULL && wbuf != NULL;
     }
     if (ok) {
-        for (int64_t t = 0; t < taps; t++)
-            for (int64_t o = 0; o < O; o++) {
-                int32_t v = wd[o * taps + t];
-                if (kind == DW_S16) ((int16_t *)wp)[t * Opad + o] = (int16_t)v;
-                else ((int32_t *)wp)[t * Opad + o] = (int32_t)(uint16_t)(int16_t)v;
-            }
-        for (int64_t ky = 0; ky < a->kernel_h; ky++)
-            for (int64_t kx = 0; kx < a->kernel_w; kx++)
-                tap_off[ky * a->kernel_w + kx] = (ky * a->dilation_h * PW + kx * a->dilation_w) * Opad;
-        nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, O};
-        nw_count_scratch_t cs;
-        int want_counts = counters != NULL;
-        if (want_counts && !nw_count_scratch_init(&cs, chunks, O)) ok = 0;
-        if (ok) {
-            dw_run_t run = {a, kind, O, Opad, PH, PW, taps, plane, tap_off, wp, start,
-                            hw_min_s(acc->acc_bits < 32 ? acc->acc_bits : 32),
-                            hw_max_s(acc->acc_bits < 32 ? acc->acc_bits : 32), wrap_bits, &sink,
-                            want_counts ? &cs : NULL, want_counts && counters->acc_events != NULL, rowbuf};
-            hw_parallel_for(a->batch * a->out_h, chunks, dw_task, &run);
-            if (want_counts) {
-                nw_count_scratch_reduce(&cs, counters, start_events, a->batch * a->out_h * a->out_w);
-                nw_count_scratch_free(&cs);
-            }
+        if (s16) {
+            w16 = (int16_t *)wbuf;
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t o = 0; o < O; o++) w16[t * Opad + o] = (int16_t)wd[o * taps + t];
+        } else {
+            wsingle = (int32_t *)wbuf;
+            wpair = wsingle + taps * Opad;
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t o = 0; o < O; o++) wsingle[t * Opad + o] = (int32_t)(uint16_t)(int16_t)wd[o * taps + t];
+            for (int64_t ky = 0; ky < a->kernel_h; ky++)
+                for (int64_t kx = 0; kx < a->kernel_w; kx += 2)
+                    for (int64_t o = 0; o < O; o++) {
+                        uint32_t w0 = (uint16_t)(int16_t)wd[o * taps + ky * a->kernel_w + kx];
+                        uint32_t w1 = kx + 1 < a->kernel_w ? (uint16_t)(int16_t)wd[o * taps + ky * a->kernel_w + kx + 1] : 0;
+                        wpair[(ky * npairs + kx / 2) * Opad + o] = (int32_t)(w0 | (w1 << 16));
+                    }
         }
     }
-    free(wd);
-    free(plane);
-    free(fold);
+    nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, O};
+    nw_epilogue_t epi;
+    int epi_ok = ok && nw_epilogue_init(&epi, &sink, Opad, wrap_bits);
+    ok = ok && epi_ok;
+    nw_count_scratch_t cs;
+    int want_counts = counters != NULL;
+    if (ok && want_counts && !nw_count_scratch_init(&cs, chunks, O)) ok = 0;
+    if (ok) {
+        int32_t lo = (int32_t)hw_min_s(acc->acc_bits < 32 ? acc->acc_bits : 32);
+        int32_t hi = (int32_t)hw_max_s(acc->acc_bits < 32 ? acc->acc_bits : 32);
+        dw_run_t run = {a, s16, O, Opad, PH, PW, O / a->in_c, ring,
+                        (int16_t)(a->x_zero_point - sub), sub, mode, w16, wsingle, wpair, npairs, start,
+                        lo, hi, &epi, want_counts ? &cs : NULL, want_events, thread_mem, thread_bytes};
+        hw_parallel_for(a->batch * a->out_h, chunks, dw_task, &run);
+        if (want_counts) {
+            nw_count_scratch_reduce(&cs, counters, terms.corr_events, a->batch * a->out_h * a->out_w);
+            nw_count_scratch_free(&cs);
+        }
+    }
+    if (epi_ok) nw_epilogue_free(&epi);
+    free(thread_mem);
+    free(wbuf);
+    free(mode);
     free(start);
-    free(start_events);
-    free(tap_off);
-    free(wp);
-    free(rowbuf);
+    free(wd);
+    nw_terms_free(&terms);
     return ok;
 }
 

@@ -3,14 +3,13 @@
  * terms of one output, and the per-output epilogue).
  *
  * Only the k loop is vectorised in the fast paths; everything that happens
- * once per output (bias, folded zero-point term, counters, acc_out,
- * requantisation) is done here in scalar C with hw_fixedpoint.h's narrowing,
- * in exactly the order the portable kernel uses:
- *   bias_first = 1:  acc = 0 -> + bias -> + fold -> k loop
- *   bias_first = 0:  acc = 0 -> k loop -> + bias -> + fold
- * where fold = narrow(-zx * sum_k (w - zw)) (FOLDED placement only) and each
- * "+" is narrowed to acc_bits with acc_overflow and counted as an acc event
- * when it changed the value.
+ * once per output (the bias / folded zero-point correction, counters,
+ * acc_out, requantisation) is scalar here and uses hw_accumulate.h's own
+ * functions, so it is the portable kernel's arithmetic by construction:
+ *   corr = narrow(narrow(-zx * sum_k (w - zw)) + bias)   (hw_acc_correction)
+ *   bias_first = 1:  acc starts at corr, then the k loop
+ *   bias_first = 0:  acc starts at 0; after the k loop acc = narrow(acc + corr)
+ * The correction's events count once per output.
  */
 #ifndef HW_FAST_NARROW_COMMON_H
 #define HW_FAST_NARROW_COMMON_H
@@ -20,18 +19,8 @@
 #include <string.h>
 #include "hw_types.h"
 #include "hw_fixedpoint.h"
-/* The requantiser comes from the prims branch; until it is merged the fast
- * paths decline every call that asks for requantised outputs. */
-#if defined(__has_include)
-#if __has_include("hw_requantize.h")
+#include "hw_accumulate.h"
 #include "hw_requantize.h"
-#define NW_HAVE_REQUANT 1
-#endif
-#endif
-
-/* Largest |bias| and |fold| the fast paths accept: keeps every scalar sum in
- * int64 exact (|acc| <= 2^31 here).  Larger values go to the portable kernel. */
-#define NW_TERM_LIMIT ((int64_t)1 << 60)
 
 /* Element i of an operand array of dtype dt (S8, U8, S16); other dtypes never
  * reach here (callers check nw_operand_dtype_ok first). */
@@ -109,35 +98,39 @@ static inline int nw_group_stage_is_identity(const hw_accum_spec_t *acc, nw_rang
     return acc->group_bits >= 64 || nw_range_fits(prod, acc->group_bits);
 }
 
-/* acc = narrow(acc + v) to acc_bits; counts an event when the narrowing changed
- * the value.  |acc| <= 2^63 - NW_TERM_LIMIT and |v| <= NW_TERM_LIMIT keep the
- * sum exact in int64. */
-static inline int64_t nw_add_narrow(int64_t acc, int64_t v, const hw_accum_spec_t *s, int64_t *events)
-{
-    int64_t sum = acc + v;
-    int64_t r = hw_narrow_signed(sum, s->acc_bits, s->acc_overflow);
-    if (r != sum) (*events)++;
-    return r;
-}
-
-/* Per-output-channel terms that do not depend on the k loop. */
+/* Per-output-channel correction (hw_accumulate.h), computed once per call. */
 typedef struct {
     const hw_accum_spec_t *spec;
-    const int64_t *bias;   /* NULL or N entries */
-    const int64_t *fold;   /* NULL or N entries: exact -zx * sum_k (w - zw) (FOLDED) */
+    int64_t *corr;          /* [N] */
+    int64_t *corr_events;   /* [N] acc events of the correction, per output */
 } nw_terms_t;
 
-/* Bias then folded term, each narrowed (the order the portable kernel uses). */
-static inline int64_t nw_apply_terms(const nw_terms_t *t, int64_t acc, int64_t n, int64_t *events)
+/* corr[n] from wsum[n] = sum_k (w[n, k] - zw[n]) and bias (NULL = 0).
+ * Returns 0 on allocation failure. */
+static inline int nw_terms_init(nw_terms_t *t, const hw_accum_spec_t *spec, int32_t zx, const int64_t *wsum,
+                                const int64_t *bias, int64_t N)
 {
-    if (t->bias != NULL) acc = nw_add_narrow(acc, t->bias[n], t->spec, events);
-    if (t->fold != NULL) {
-        int64_t f = t->fold[n];
-        int64_t fn = hw_narrow_signed(f, t->spec->acc_bits, t->spec->acc_overflow);
-        if (fn != f) (*events)++;
-        acc = nw_add_narrow(acc, fn, t->spec, events);
+    t->spec = spec;
+    t->corr = (int64_t *)malloc((size_t)N * 2 * sizeof(int64_t));
+    if (t->corr == NULL) return 0;
+    t->corr_events = t->corr + N;
+    for (int64_t n = 0; n < N; n++) {
+        t->corr_events[n] = 0;
+        t->corr[n] = hw_acc_correction(spec, zx, wsum[n], bias != NULL ? bias[n] : 0, &t->corr_events[n]);
     }
-    return acc;
+    return 1;
+}
+
+static inline void nw_terms_free(nw_terms_t *t)
+{
+    free(t->corr);
+    t->corr = NULL;
+}
+
+/* Starting accumulator of channel n. */
+static inline int64_t nw_start_value(const nw_terms_t *t, int64_t n)
+{
+    return t->spec->bias_first ? t->corr[n] : 0;
 }
 
 /* Per-thread counter scratch: N entries each (zeroed by the caller). */
@@ -157,42 +150,32 @@ typedef struct {
     int64_t N;
 } nw_sink_t;
 
-/* Finish output (row, n) whose k loop ended at `acc`: the late terms (when
- * bias_first = 0), acc_out, counters and requantisation. */
+/* Finish output (row, n) whose k loop ended at `acc`: the late correction
+ * (bias_first = 0), acc_out, counters and requantisation -- as hw_gemm.c's
+ * epilogue does it. */
 static inline void nw_finish_one(const nw_sink_t *s, int64_t row, int64_t n, int64_t acc, nw_counts_t *cnt)
 {
+    const hw_accum_spec_t *spec = s->terms->spec;
     int64_t ev = 0;
-    if (!s->terms->spec->bias_first) acc = nw_apply_terms(s->terms, acc, n, &ev);
+    if (!spec->bias_first) acc = hw_acc_add(acc, s->terms->corr[n], spec->acc_bits, spec->acc_overflow, &ev);
     int64_t idx = row * s->N + n;
     if (s->acc_out != NULL) s->acc_out[idx] = acc;
-    if (cnt != NULL) {
-        cnt->acc_events[n] += ev;
-        int64_t a = acc < 0 ? -acc : acc;   /* |acc| < 2^63 here: acc_bits <= 32 or bounded */
-        if (a > cnt->max_abs_acc[n]) cnt->max_abs_acc[n] = a;
-    }
-#if defined(NW_HAVE_REQUANT)
-    if (s->rq != NULL && s->out != NULL) {
-        int changed = 0;
-        int64_t v = hw_requantize_one(acc, (int32_t)n, s->rq, &changed);
-        if (cnt != NULL) cnt->out_events[n] += changed;
+    int changed = 0;
+    if (s->rq != NULL) {
+        int64_t v = hw_requantize_one_at(acc, (int32_t)n, (uint64_t)idx, s->rq, &changed);
         switch (s->out_dtype) {
         case HW_DT_S8: ((int8_t *)s->out)[idx] = (int8_t)v; break;
         case HW_DT_U8: ((uint8_t *)s->out)[idx] = (uint8_t)v; break;
         case HW_DT_S16: ((int16_t *)s->out)[idx] = (int16_t)v; break;
-        case HW_DT_S32: ((int32_t *)s->out)[idx] = (int32_t)v; break;
-        default: break;
+        default: ((int32_t *)s->out)[idx] = (int32_t)v; break;
         }
     }
-#endif
-}
-
-/* Starting accumulator of channel n (bias_first: the terms; else 0) and the
- * events that start caused (counted once per output). */
-static inline int64_t nw_start_value(const nw_terms_t *t, int64_t n, int64_t *events)
-{
-    *events = 0;
-    if (!t->spec->bias_first) return 0;
-    return nw_apply_terms(t, 0, n, events);
+    if (cnt != NULL) {
+        cnt->acc_events[n] += ev;
+        cnt->out_events[n] += changed != 0;
+        int64_t a = hw_acc_abs(acc);
+        if (a > cnt->max_abs_acc[n]) cnt->max_abs_acc[n] = a;
+    }
 }
 
 /* Per-thread counter scratch for `chunks` threads, N channels each, zeroed. */
@@ -225,11 +208,11 @@ static inline nw_counts_t nw_count_scratch_get(const nw_count_scratch_t *cs, int
  * outputs_per_channel is added to acc_events.  Group events are 0 in the fast
  * paths (they require an identity group stage). */
 static inline void nw_count_scratch_reduce(const nw_count_scratch_t *cs, hw_counters_t *counters,
-                                           const int64_t *start_events, int64_t outputs_per_channel)
+                                           const int64_t *corr_events, int64_t outputs_per_channel)
 {
     if (counters == NULL) return;
     for (int64_t n = 0; n < cs->N; n++) {
-        int64_t ae = start_events != NULL ? start_events[n] * outputs_per_channel : 0, oe = 0, mx = 0;
+        int64_t ae = corr_events[n] * outputs_per_channel, oe = 0, mx = 0;
         for (int t = 0; t < cs->chunks; t++) {
             nw_counts_t c = nw_count_scratch_get(cs, t);
             ae += c.acc_events[n];
@@ -249,14 +232,158 @@ static inline void nw_count_scratch_free(nw_count_scratch_t *cs)
     cs->mem = NULL;
 }
 
-/* Are the requested outputs something this epilogue writes? */
+/* Are the requested outputs something this epilogue writes?  (hw_gemm /
+ * hw_conv2d have checked the spec and the dtype range already.) */
 static inline int nw_out_dtype_ok(const hw_requant_spec_t *rq, hw_dtype_t out_dtype, const void *out)
 {
     if (rq == NULL) return out == NULL;
-#if !defined(NW_HAVE_REQUANT)
-    return 0;
-#endif
-    return out_dtype == HW_DT_S8 || out_dtype == HW_DT_U8 || out_dtype == HW_DT_S16 || out_dtype == HW_DT_S32;
+    return out != NULL && (out_dtype == HW_DT_S8 || out_dtype == HW_DT_U8 || out_dtype == HW_DT_S16 ||
+                           out_dtype == HW_DT_S32);
 }
+
+
+/* ---- vectorised epilogue (x86) ------------------------------------------------ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "hw_fast_x86_requant.h"
+
+#define NW_EPI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+/* How finished int32 accumulators leave a fast path.  The vector route is
+ * taken only when it is the scalar route's arithmetic: no counters, no late
+ * correction (bias_first, or every correction 0), and a requantisation the
+ * hw_fast_x86_requant.h routines reproduce (else per output through
+ * nw_finish_one / hw_requantize_one_at). */
+typedef struct {
+    const nw_sink_t *sink;
+    hw_rq_plan_t plan;
+    void *plan_mem;
+    int vector;            /* 1: vector route allowed when counters are off */
+    int wrap_bits;         /* > 0: wrap the int32 value to this width first */
+} nw_epilogue_t;
+
+/* Per-channel requantisation parameters padded to npad entries (a multiple of
+ * 16 >= N), the same expansion hw_fast_x86_vnni.c uses.  0: out of memory. */
+static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int64_t npad, int wrap_bits)
+{
+    const hw_requant_spec_t *rq = sink->rq;
+    memset(e, 0, sizeof *e);
+    e->sink = sink;
+    e->wrap_bits = wrap_bits;
+    const nw_terms_t *t = sink->terms;
+    int late_corr = 0;
+    if (!t->spec->bias_first)
+        for (int64_t n = 0; n < sink->N; n++) late_corr |= t->corr[n] != 0;
+    e->vector = !late_corr;
+    e->plan.kind = RQV_NONE;
+    if (rq == NULL) return 1;
+    int kind = RQV_SCALAR;
+    int64_t nch = rq->n_channels, lo = (int64_t)rq->out_min - rq->zero_point;
+    int64_t hi = (int64_t)rq->out_max - rq->zero_point;
+    if (rq->out_overflow == HW_OVERFLOW_SATURATE) {
+        if (rq->scheme == HW_REQ_FLOAT32 && rq->scale_f32 != NULL &&
+            (rq->rounding == HW_ROUND_HALF_EVEN || rq->rounding == HW_ROUND_FLOOR ||
+             rq->rounding == HW_ROUND_CEIL || rq->rounding == HW_ROUND_TRUNC) &&
+            lo >= -(1 << 24) && hi <= (1 << 24)) {
+            kind = RQV_F32;
+            for (int64_t c = 0; c < nch; c++) {
+                float f = rq->scale_f32[c];
+                if (!(f - f == 0.0f)) kind = RQV_SCALAR;   /* inf or NaN */
+            }
+        } else if ((rq->scheme == HW_REQ_DOUBLE_ROUNDING || rq->scheme == HW_REQ_SRDHM_HALF_UP ||
+                    rq->scheme == HW_REQ_SINGLE_ROUNDING) && rq->multiplier != NULL && rq->shift != NULL) {
+            kind = rq->scheme == HW_REQ_DOUBLE_ROUNDING ? RQV_DOUBLE
+                 : rq->scheme == HW_REQ_SRDHM_HALF_UP ? RQV_HALFUP : RQV_SINGLE;
+            for (int64_t c = 0; c < nch; c++) {
+                int32_t sh = rq->shift[c];
+                if (kind == RQV_SINGLE ? (sh < -31 || sh > 30) : (sh < -31 || sh > 31)) kind = RQV_SCALAR;
+                if (rq->multiplier[c] < 0) kind = RQV_SCALAR;
+            }
+        }
+    }
+    e->plan.kind = kind;
+    e->plan.f32_rounding = rq->rounding;
+    e->plan.zp = rq->zero_point;
+    e->plan.out_min = rq->out_min;
+    e->plan.out_max = rq->out_max;
+    e->plan.f_lo = (float)lo;
+    e->plan.f_hi = (float)hi;
+    if (kind == RQV_SCALAR) {
+        e->vector = 0;
+        return 1;
+    }
+    int32_t *mem = (int32_t *)malloc((size_t)npad * 4 * sizeof(int32_t));
+    if (mem == NULL) return 0;
+    e->plan_mem = mem;
+    float *scale = (float *)(void *)mem;
+    int32_t *mult = mem + npad, *shl = mem + 2 * npad, *shr = mem + 3 * npad;
+    for (int64_t n = 0; n < npad; n++) {
+        int64_t c = nch > 1 ? (n < nch ? n : 0) : 0;
+        if (kind == RQV_F32) {
+            scale[n] = rq->scale_f32[c];
+            mult[n] = shl[n] = shr[n] = 0;
+        } else {
+            int32_t sh = rq->shift[c];
+            scale[n] = 0.0f;
+            mult[n] = rq->multiplier[c];
+            shl[n] = sh > 0 ? sh : 0;
+            shr[n] = kind == RQV_SINGLE ? 31 - sh : (sh < 0 ? -sh : 0);
+        }
+    }
+    e->plan.scale = scale;
+    e->plan.mult = mult;
+    e->plan.shift_l = shl;
+    e->plan.shift_r = shr;
+    return 1;
+}
+
+static inline void nw_epilogue_free(nw_epilogue_t *e)
+{
+    free(e->plan_mem);
+    e->plan_mem = NULL;
+}
+
+/* Finish outputs (row, n0 .. n0+nl-1) from int32 accumulators acc[0 .. nl)
+ * (readable up to a multiple of 16); ev (or NULL): acc events of the k loop
+ * per lane. */
+NW_EPI_TARGET static inline void nw_epilogue_row(const nw_epilogue_t *e, int64_t row, int64_t n0, int64_t nl,
+                                                 const int32_t *acc, const int32_t *ev, nw_counts_t *cnt)
+{
+    const nw_sink_t *s = e->sink;
+    if (cnt != NULL || !e->vector) {
+        for (int64_t c = 0; c < nl; c++) {
+            int64_t v = acc[c];
+            if (e->wrap_bits) v = hw_wrap_s64(v, e->wrap_bits);
+            if (cnt != NULL && ev != NULL) cnt->acc_events[n0 + c] += ev[c];
+            nw_finish_one(s, row, n0 + c, v, cnt);
+        }
+        return;
+    }
+    int64_t idx0 = row * s->N + n0;
+    for (int64_t c = 0; c < nl; c += 16) {
+        int64_t left = nl - c;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        __m512i v = _mm512_maskz_loadu_epi32(m, acc + c);
+        if (e->wrap_bits) {
+            int sh = 32 - e->wrap_bits;
+            v = _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)sh), (unsigned)sh);
+        }
+        if (s->acc_out != NULL) {
+            int64_t *dst = s->acc_out + idx0 + c;
+            _mm512_mask_storeu_epi64(dst, (__mmask8)m, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+            _mm512_mask_storeu_epi64(dst + 8, (__mmask8)(m >> 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+        }
+        if (s->rq != NULL) {
+            __m512i q = hw_rqv16(&e->plan, v, n0 + c);
+            switch (s->out_dtype) {
+            case HW_DT_S8: _mm512_mask_cvtepi32_storeu_epi8((int8_t *)s->out + idx0 + c, m, q); break;
+            case HW_DT_U8: _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)s->out + idx0 + c, m, q); break;
+            case HW_DT_S16: _mm512_mask_cvtepi32_storeu_epi16((int16_t *)s->out + idx0 + c, m, q); break;
+            default: _mm512_mask_storeu_epi32((int32_t *)s->out + idx0 + c, m, q); break;
+            }
+        }
+    }
+}
+#endif
 
 #endif

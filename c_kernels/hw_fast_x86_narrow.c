@@ -327,7 +327,7 @@ NW_TARGET static void nw_vnni_run(const nw_tile_args_t *t, int mr, int nr, int64
 typedef struct {
     const nw_problem_t *p;
     const nw_packed_t *pk;
-    const nw_sink_t *sink;
+    const nw_epilogue_t *epi;
     const hw_accum_spec_t *spec;
     int64_t lo, hi;
     int counting;                 /* acc events requested */
@@ -383,8 +383,15 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
                     for (int64_t c = 0; c < nlanes; c++) cnt->acc_events[n0 + c] += (uint16_t)ev[r * ts + c];
             }
         }
-        for (int r = 0; r < mr; r++)
-            for (int64_t c = 0; c < nlanes; c++) nw_finish_one(run->sink, m0 + r, n0 + c, tile[r * ts + c], cnt);
+        int32_t *row32 = (int32_t *)scratch + 8 * 128;   /* past the int16 tile and counts */
+        for (int r = 0; r < mr; r++) {
+            for (int64_t c = 0; c < ts; c += 32) {
+                __m512i v = _mm512_loadu_si512((const void *)(tile + r * ts + c));
+                _mm512_storeu_si512((void *)(row32 + c), _mm512_cvtepi16_epi32(_mm512_castsi512_si256(v)));
+                _mm512_storeu_si512((void *)(row32 + c + 16), _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(v, 1)));
+            }
+            nw_epilogue_row(run->epi, m0 + r, n0, nlanes, row32, NULL, cnt);
+        }
         return;
     }
 
@@ -416,11 +423,8 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
             }
         }
     }
-    if (counting)
-        for (int r = 0; r < mr; r++)
-            for (int64_t c = 0; c < nlanes; c++) cnt->acc_events[n0 + c] += ev[r * ts + c];
     for (int r = 0; r < mr; r++)
-        for (int64_t c = 0; c < nlanes; c++) nw_finish_one(run->sink, m0 + r, n0 + c, tile[r * ts + c], cnt);
+        nw_epilogue_row(run->epi, m0 + r, n0, nlanes, tile + r * ts, counting ? ev + r * ts : NULL, cnt);
 }
 
 static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
@@ -432,7 +436,7 @@ static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
         cnt_storage = nw_count_scratch_get(run->cs, thread_index);
         cnt = &cnt_storage;
     }
-    _Alignas(64) int32_t scratch[2 * 8 * 64];
+    _Alignas(64) int32_t scratch[3 * 8 * 128];
     for (int64_t pnl = 0; pnl < run->pk->n_panels; pnl++) {
         int nr = nw_panel_nr(run->pk, p->N, pnl);
         int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
@@ -458,8 +462,7 @@ static void nw_packed_free(nw_packed_t *pk)
 
 /* Weights w'[n][k] = w - zw[n] as int32 (row-major [N][K]) -> packed panels.
  * Also computes start values.  Returns 0 on allocation failure. */
-static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
-                   int64_t *start_events)
+static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms)
 {
     memset(pk, 0, sizeof *pk);
     pk->kind = kind;
@@ -491,7 +494,7 @@ static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int6
     }
     for (int64_t n = 0; n < N; n++) {
         int64_t p = n / pk->panel_lanes, c = n - p * pk->panel_lanes;
-        pk->start[p * pk->panel_lanes + c] = nw_start_value(terms, n, &start_events[n]);
+        pk->start[p * pk->panel_lanes + c] = nw_start_value(terms, n);
     }
     return 1;
 }
@@ -546,25 +549,22 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
     else return 0;
     if (p->abuf_u8 != NULL && kind != NW_KIND_S32) p->abuf_u8 = NULL;   /* guard only on int32 lanes */
 
-    /* terms */
-    int64_t *fold = NULL;
-    if (acc->input_zero_point == HW_ZP_FOLDED) {
-        fold = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
-        if (fold == NULL) return 0;
-        for (int64_t n = 0; n < p->N; n++) {
-            int64_t sw = 0;
-            for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
-            fold[n] = -(int64_t)fold_zx * sw;
-        }
+    /* the correction (bias, folded zero point) per channel */
+    int64_t *wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
+    if (wsum == NULL) return 0;
+    for (int64_t n = 0; n < p->N; n++) {
+        int64_t sw = 0;
+        for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
+        wsum[n] = sw;
     }
-    nw_terms_t terms = {acc, bias, fold};
+    nw_terms_t terms;
+    int ok = nw_terms_init(&terms, acc, fold_zx, wsum, bias, p->N);
+    free(wsum);
+    if (!ok) return 0;
     nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, p->N};
-    int64_t *start_events = (int64_t *)calloc((size_t)p->N, sizeof(int64_t));
     nw_packed_t pk;
-    int ok = start_events != NULL && nw_pack(&pk, kind, wd, p->N, p->K, &terms, start_events);
-    if (!ok) {
-        free(fold);
-        free(start_events);
+    if (!nw_pack(&pk, kind, wd, p->N, p->K, &terms)) {
+        nw_terms_free(&terms);
         return 0;
     }
     nw_run_t run;
@@ -584,6 +584,9 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
             }
         }
     }
+    nw_epilogue_t epi;
+    int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);
+    ok = ok && epi_ok;
     nw_count_scratch_t cs;
     int64_t tasks = (p->M + NW_ROW_BLOCK - 1) / NW_ROW_BLOCK;
     int chunks = hw_parallel_chunks(tasks, n_threads);
@@ -592,7 +595,7 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
     if (ok) {
         run.p = p;
         run.pk = &pk;
-        run.sink = &sink;
+        run.epi = &epi;
         run.spec = acc;
         run.lo = hw_min_s(acc->acc_bits);
         run.hi = hw_max_s(acc->acc_bits);
@@ -601,14 +604,14 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
         run.asum = asum;
         hw_parallel_for(tasks, chunks, nw_task, &run);
         if (want_counts) {
-            nw_count_scratch_reduce(&cs, counters, start_events, outputs_per_channel);
+            nw_count_scratch_reduce(&cs, counters, terms.corr_events, outputs_per_channel);
             nw_count_scratch_free(&cs);
         }
     }
+    if (epi_ok) nw_epilogue_free(&epi);
     free(asum);
     nw_packed_free(&pk);
-    free(fold);
-    free(start_events);
+    nw_terms_free(&terms);
     return ok;
 }
 
@@ -636,8 +639,8 @@ static void nw_convert_row(hw_dtype_t dt, const void *src, int64_t n, int32_t su
 
 static int nw_features_ok(void)
 {
-    /* TEMPORARY until hw_dispatch.c detects features (fastvnni branch). */
-    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    uint32_t need = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI;
+    return (hw_active_features() & need) == need;
 }
 
 /* Weights minus zero points as int32 [N][K]; range of w'. */
@@ -665,14 +668,6 @@ static int nw_guard_possible(const hw_accum_spec_t *acc, hw_dtype_t a_dtype, nw_
            wrange.hi <= 127;
 }
 
-static int nw_bias_ok(const int64_t *bias, int64_t N)
-{
-    if (bias == NULL) return 1;
-    for (int64_t n = 0; n < N; n++)
-        if (bias[n] > NW_TERM_LIMIT || bias[n] < -NW_TERM_LIMIT) return 0;
-    return 1;
-}
-
 int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                         const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                         int64_t *acc_out, hw_counters_t *counters)
@@ -683,7 +678,6 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (!nw_operand_dtype_ok(args->a_dtype) || !nw_operand_dtype_ok(args->b_dtype)) return 0;
     if (!nw_out_dtype_ok(rq, out_dtype, out)) return 0;
     if (args->M < 1 || args->N < 1 || args->K < 1 || args->K > ((int64_t)1 << 24)) return 0;
-    if (!nw_bias_ok(args->bias, args->N)) return 0;
 
     int64_t M = args->M, N = args->N, K = args->K;
     nw_range_t wrange;
@@ -743,7 +737,6 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     if (!nw_out_dtype_ok(rq, out_dtype, out)) return 0;
     if (a->batch < 1 || a->out_h < 1 || a->out_w < 1 || a->out_c < 1 || a->in_c < 1) return 0;
     if (a->pad_top < 0 || a->pad_left < 0 || a->pad_bottom < 0 || a->pad_right < 0) return 0;
-    if (!nw_bias_ok(a->bias, a->out_c)) return 0;
     int64_t PH = a->in_h + a->pad_top + a->pad_bottom, PW = a->in_w + a->pad_left + a->pad_right;
     if ((a->out_h - 1) * a->stride_h + (a->kernel_h - 1) * a->dilation_h >= PH) return 0;
     if ((a->out_w - 1) * a->stride_w + (a->kernel_w - 1) * a->dilation_w >= PW) return 0;

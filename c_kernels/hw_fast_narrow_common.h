@@ -250,8 +250,9 @@ static inline int nw_out_dtype_ok(const hw_requant_spec_t *rq, hw_dtype_t out_dt
 #define NW_EPI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 /* How finished int32 accumulators leave a fast path.  The vector route is
- * taken only when it is the scalar route's arithmetic: no counters, no late
- * correction (bias_first, or every correction 0), and a requantisation the
+ * taken only when it is the scalar route's arithmetic: no counters, a late
+ * correction (bias_first = 0) only for acc_bits <= 32 (then narrow(acc + corr)
+ * is exact in int64 lanes and fits int32 again), and a requantisation the
  * hw_fast_x86_requant.h routines reproduce (else per output through
  * nw_finish_one / hw_requantize_one_at). */
 typedef struct {
@@ -260,7 +261,17 @@ typedef struct {
     void *plan_mem;
     int vector;            /* 1: vector route allowed when counters are off */
     int wrap_bits;         /* > 0: wrap the int32 value to this width first */
+    int64_t *late_corr;    /* bias_first = 0 and acc_bits <= 32: corr padded to npad, else NULL */
+    int32_t *late_corr32;  /* the same as int32 (|corr| < 2^31 once narrowed to acc_bits <= 32) */
+    int late_mode;         /* NW_LATE_* */
 } nw_epilogue_t;
+
+enum {
+    NW_LATE_NONE = 0,      /* bias_first: nothing after the k loop */
+    NW_LATE_SAT32 = 1,     /* saturate, acc_bits <= 31: |acc + corr| < 2^31, int32 add then clamp */
+    NW_LATE_WRAP32 = 2,    /* wrap, acc_bits <= 32: int32 add wraps mod 2^32, then wrap to acc_bits */
+    NW_LATE_SAT64 = 3      /* saturate, acc_bits = 32: add in int64 lanes, clamp */
+};
 
 /* Per-channel requantisation parameters padded to npad entries (a multiple of
  * 16 >= N), the same expansion hw_fast_x86_vnni.c uses.  0: out of memory. */
@@ -271,10 +282,24 @@ static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int6
     e->sink = sink;
     e->wrap_bits = wrap_bits;
     const nw_terms_t *t = sink->terms;
-    int late_corr = 0;
-    if (!t->spec->bias_first)
-        for (int64_t n = 0; n < sink->N; n++) late_corr |= t->corr[n] != 0;
-    e->vector = !late_corr;
+    e->vector = 1;
+    if (!t->spec->bias_first) {
+        if (t->spec->acc_bits > 32) {
+            e->vector = 0;
+        } else {
+            int sat = t->spec->acc_overflow == HW_OVERFLOW_SATURATE;
+            e->late_mode = !sat ? NW_LATE_WRAP32 : t->spec->acc_bits <= 31 ? NW_LATE_SAT32 : NW_LATE_SAT64;
+            e->late_corr = (int64_t *)calloc((size_t)npad, sizeof(int64_t));
+            e->late_corr32 = (int32_t *)calloc((size_t)npad, sizeof(int32_t));
+            if (e->late_corr == NULL || e->late_corr32 == NULL) {
+                free(e->late_corr);
+                free(e->late_corr32);
+                return 0;
+            }
+            memcpy(e->late_corr, t->corr, (size_t)sink->N * sizeof(int64_t));
+            for (int64_t n = 0; n < sink->N; n++) e->late_corr32[n] = (int32_t)t->corr[n];
+        }
+    }
     e->plan.kind = RQV_NONE;
     if (rq == NULL) return 1;
     int kind = RQV_SCALAR;
@@ -313,7 +338,13 @@ static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int6
         return 1;
     }
     int32_t *mem = (int32_t *)malloc((size_t)npad * 4 * sizeof(int32_t));
-    if (mem == NULL) return 0;
+    if (mem == NULL) {
+        free(e->late_corr);
+        free(e->late_corr32);
+        e->late_corr = NULL;
+        e->late_corr32 = NULL;
+        return 0;
+    }
     e->plan_mem = mem;
     float *scale = (float *)(void *)mem;
     int32_t *mult = mem + npad, *shl = mem + 2 * npad, *shr = mem + 3 * npad;
@@ -340,7 +371,67 @@ static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int6
 static inline void nw_epilogue_free(nw_epilogue_t *e)
 {
     free(e->plan_mem);
+    free(e->late_corr);
+    free(e->late_corr32);
     e->plan_mem = NULL;
+    e->late_corr = NULL;
+    e->late_corr32 = NULL;
+}
+
+/* narrow(acc + corr) to `bits` (<= 32) in 8 int64 lanes: exact, since
+ * |acc| <= 2^31 and |corr| <= 2^31 (corr is narrowed to acc_bits). */
+NW_EPI_TARGET static inline __m256i nw_late8(__m256i acc8, const int64_t *corr, int bits, int sat)
+{
+    __m512i v = _mm512_add_epi64(_mm512_cvtepi32_epi64(acc8), _mm512_loadu_si512((const void *)corr));
+    if (sat) {
+        v = _mm512_max_epi64(v, _mm512_set1_epi64(hw_min_s(bits)));
+        v = _mm512_min_epi64(v, _mm512_set1_epi64(hw_max_s(bits)));
+    } else {
+        unsigned sh = (unsigned)(64 - bits);
+        v = _mm512_srai_epi64(_mm512_slli_epi64(v, sh), sh);
+    }
+    return _mm512_cvtepi64_epi32(v);
+}
+
+/* The common route of a quantized model, as one tight loop: FLOAT32
+ * requantisation with round-half-even to an 8-bit output, no acc_out, no
+ * counters.  The same operations as hw_rqv16 (RQV_F32) in the same order.
+ * Returns 0 when the case is not this one. */
+NW_EPI_TARGET static inline int nw_epilogue_f32_8bit(const nw_epilogue_t *e, int64_t row, int64_t n0, int64_t nl,
+                                                     const int32_t *acc)
+{
+    const nw_sink_t *s = e->sink;
+    const hw_rq_plan_t *p = &e->plan;
+    if (p->kind != RQV_F32 || p->f32_rounding != HW_ROUND_HALF_EVEN || s->acc_out != NULL || e->wrap_bits ||
+        (s->out_dtype != HW_DT_U8 && s->out_dtype != HW_DT_S8) ||
+        e->late_mode == NW_LATE_SAT64)
+        return 0;
+    const int late = e->late_mode;
+    const int bits = s->terms->spec->acc_bits;
+    const unsigned wsh = (unsigned)(32 - (bits < 32 ? bits : 32));
+    const __m512i amin = _mm512_set1_epi32((int32_t)hw_min_s(bits < 32 ? bits : 32));
+    const __m512i amax = _mm512_set1_epi32((int32_t)hw_max_s(bits < 32 ? bits : 32));
+    const __m512 flo = _mm512_set1_ps(p->f_lo), fhi = _mm512_set1_ps(p->f_hi);
+    const __m512i zp = _mm512_set1_epi32(p->zp);
+    int8_t *dst = (int8_t *)s->out + row * s->N + n0;
+    for (int64_t c = 0; c < nl; c += 16) {
+        int64_t left = nl - c;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        __m512i v = _mm512_loadu_si512((const void *)(acc + c));
+        if (late == NW_LATE_SAT32) {
+            v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)(e->late_corr32 + n0 + c)));
+            v = _mm512_max_epi32(_mm512_min_epi32(v, amax), amin);
+        } else if (late == NW_LATE_WRAP32) {
+            v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)(e->late_corr32 + n0 + c)));
+            v = _mm512_srai_epi32(_mm512_slli_epi32(v, wsh), wsh);
+        }
+        __m512 f = _mm512_cvt_roundepi32_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        f = _mm512_mul_round_ps(f, _mm512_loadu_ps(p->scale + n0 + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
+        __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+        _mm512_mask_cvtepi32_storeu_epi8(dst + c, m, q);
+    }
+    return 1;
 }
 
 /* Finish outputs (row, n0 .. n0+nl-1) from int32 accumulators acc[0 .. nl)
@@ -359,6 +450,7 @@ NW_EPI_TARGET static inline void nw_epilogue_row(const nw_epilogue_t *e, int64_t
         }
         return;
     }
+    if (nw_epilogue_f32_8bit(e, row, n0, nl, acc)) return;
     int64_t idx0 = row * s->N + n0;
     for (int64_t c = 0; c < nl; c += 16) {
         int64_t left = nl - c;
@@ -367,6 +459,24 @@ NW_EPI_TARGET static inline void nw_epilogue_row(const nw_epilogue_t *e, int64_t
         if (e->wrap_bits) {
             int sh = 32 - e->wrap_bits;
             v = _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)sh), (unsigned)sh);
+        }
+        if (e->late_mode != NW_LATE_NONE) {
+            const int bits = s->terms->spec->acc_bits;
+            if (e->late_mode == NW_LATE_SAT32) {
+                v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)(e->late_corr32 + n0 + c)));
+                v = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32((int32_t)hw_max_s(bits))),
+                                     _mm512_set1_epi32((int32_t)hw_min_s(bits)));
+            } else if (e->late_mode == NW_LATE_WRAP32) {
+                v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)(e->late_corr32 + n0 + c)));
+                if (bits < 32) {
+                    unsigned sh = (unsigned)(32 - bits);
+                    v = _mm512_srai_epi32(_mm512_slli_epi32(v, sh), sh);
+                }
+            } else {
+                __m256i lo = nw_late8(_mm512_castsi512_si256(v), e->late_corr + n0 + c, bits, 1);
+                __m256i hi = nw_late8(_mm512_extracti64x4_epi64(v, 1), e->late_corr + n0 + c + 8, bits, 1);
+                v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
         }
         if (s->acc_out != NULL) {
             int64_t *dst = s->acc_out + idx0 + c;

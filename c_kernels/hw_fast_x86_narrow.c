@@ -575,14 +575,33 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
         run.n_blocks = (p->K + NW_GUARD_K - 1) / NW_GUARD_K;
         asum = ok ? (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t)) : NULL;
         if (asum == NULL) ok = 0;
+        /* |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 * 128)
+         * fits int32: the inner loop vectorises */
+        int32_t *wmax32 = ok ? (int32_t *)malloc((size_t)p->K * sizeof(int32_t)) : NULL;
+        if (ok && wmax32 == NULL) ok = 0;
+        for (int64_t k = 0; ok && k < p->K; k++) wmax32[k] = (int32_t)pk.wmax[k];
         for (int64_t m = 0; ok && m < p->M; m++) {
             const int32_t *row = p->abuf + nw_row_offset(p, m);
-            for (int64_t k = 0; k < p->K; k++) {
-                int64_t s = k / p->seglen;
-                int32_t a = (int16_t)(uint16_t)(uint32_t)row[p->seg_off[s] + (k - s * p->seglen)];
-                asum[m * run.n_blocks + k / NW_GUARD_K] += (a < 0 ? -(int64_t)a : a) * pk.wmax[k];
+            for (int64_t s = 0; s < p->nseg; s++) {
+                const int32_t *seg = row + p->seg_off[s];
+                const int32_t *wm = wmax32 + s * p->seglen;
+                int64_t kk = 0;
+                while (kk < p->seglen) {
+                    /* the part of this segment inside one guard block */
+                    int64_t blk = (s * p->seglen + kk) / NW_GUARD_K;
+                    int64_t stop = (blk + 1) * NW_GUARD_K - s * p->seglen;
+                    if (stop > p->seglen) stop = p->seglen;
+                    int32_t bound = 0;
+                    for (int64_t j = kk; j < stop; j++) {
+                        int32_t v = (int16_t)(uint16_t)(uint32_t)seg[j];
+                        bound += (v < 0 ? -v : v) * wm[j];
+                    }
+                    asum[m * run.n_blocks + blk] += bound;
+                    kk = stop;
+                }
             }
         }
+        free(wmax32);
     }
     nw_epilogue_t epi;
     int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);

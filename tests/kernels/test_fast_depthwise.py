@@ -112,6 +112,23 @@ def test_depthwise_small_equals_oracle(name):
         assert_matches_oracle(fast, orc, what=name)
 
 
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: f"c{g[2]}x{g[3]}_k{g[4]}_s{g[5]}_d{g[6]}_p{g[7]}")
+@pytest.mark.parametrize("name", ["int32", "int32_folded", "sat24", "sat24_folded", "wrap16"])
+@pytest.mark.parametrize("x_dtype", [np.uint8, np.int8], ids=lambda d: np.dtype(d).name)
+def test_depthwise_exact_8bit_quads(geom, name, x_dtype):
+    """8-bit x, weights without zero point (w' fits s8), every channel provably
+    exact or wrapping: the VPDPBUSD route over 4-tap quads on raw x."""
+    rng = np.random.default_rng(17)
+    x, w = operands(rng, geom, x_dtype, saturate=True)
+    kw = call_kwargs(rng, geom, SPECS[name], x_dtype)
+    kw["w_zero_point"] = 0
+    kw["bias"] = rng.integers(-5000, 5000, w.shape[0]).astype(np.int64)
+    for threads in (1, 2):
+        fast, port, took = run_fast_and_portable(K.conv2d, x, w, return_accumulators=True, n_threads=threads, **kw)
+        assert took
+        assert_same_result(fast, port, f"quads {name} threads={threads}")
+
+
 def test_depthwise_sat16_hand_checked():
     """One channel, 1x3 kernel, products +20000, +20000, -20000 in tap order:
     sat16 gives 20000 -> 32767 -> 12767 (one event); the exact sum is 20000."""

@@ -65,7 +65,8 @@ typedef struct {
     const nw_epilogue_t *epi;
     const nw_count_scratch_t *cs;
     int counting;
-    void *thread_mem;          /* per thread: ring rows, row ids, a conversion row, acc/ev rows */
+    void *thread_mem;          /* per thread: ring rows, row ids, a conversion area, acc/ev rows */
+    int64_t conv_bytes;
     int64_t thread_bytes;
 } dw_run_t;
 
@@ -164,7 +165,7 @@ DW_TARGET static void dw_pairs_8bit(const dw_run_t *r, int64_t b, int64_t y, int
  * x + 3dw in the four bytes of one int32 word per channel (0 past the row,
  * zx for padding), dm = 1.  A tap's a = x - zx (or x) is recovered by the
  * per-channel correction in start_q. */
-DW_TARGET static void dw_quads_8bit(const dw_run_t *r, int64_t b, int64_t y, int32_t *q)
+DW_TARGET static void dw_quads_8bit(const dw_run_t *r, int64_t b, int64_t y, int32_t *q, int32_t *col)
 {
     const hw_conv2d_args_t *a = r->a;
     const int64_t Opad = r->Opad, O = r->O, PW = r->PW, dw = a->dilation_w, C = a->in_c;
@@ -174,24 +175,30 @@ DW_TARGET static void dw_quads_8bit(const dw_run_t *r, int64_t b, int64_t y, int
     const uint8_t *src = (const uint8_t *)a->x + (row_in ? ((b * a->in_h + iy) * a->in_w) * C : 0);
     const __m512i padv = _mm512_set1_epi32((uint8_t)(a->x_zero_point ^ flip));
     const __m128i flipv = _mm_set1_epi8((char)flip);
+    const int64_t x0 = a->pad_left, x1 = a->pad_left + a->in_w;   /* inside columns [x0, x1) */
     for (int64_t o = 0; o < Opad; o += 16) {
         int64_t left = O - o;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+        __m512i pv = _mm512_maskz_mov_epi32(m, padv);
+        /* pass 1: every column of this row once, as one u8 per int32 lane;
+         * col has PW + 3 * dw entries, zero past the row */
         for (int64_t x = 0; x < PW; x++) {
-            __m512i word = _mm512_setzero_si512();
-            for (int j = 0; j < 4; j++) {
-                int64_t xx = x + j * dw, ix = xx - a->pad_left;
-                __m512i v;
-                if (xx >= PW) continue;
-                if (!row_in || ix < 0 || ix >= a->in_w) {
-                    v = _mm512_maskz_mov_epi32(m, padv);
-                } else {
-                    __m128i raw = _mm_xor_si128(_mm_maskz_loadu_epi8(m, src + ix * C + o), flipv);
-                    v = _mm512_maskz_cvtepu8_epi32(m, raw);
-                }
-                word = _mm512_or_si512(word, _mm512_slli_epi32(v, (unsigned)(8 * j)));
+            __m512i v = pv;
+            if (row_in && x >= x0 && x < x1) {
+                __m128i raw = _mm_xor_si128(_mm_maskz_loadu_epi8(m, src + (x - x0) * C + o), flipv);
+                v = _mm512_maskz_cvtepu8_epi32(m, raw);
             }
-            _mm512_storeu_si512((void *)(q + x * Opad + o), word);
+            _mm512_storeu_si512((void *)(col + x * 16), v);
+        }
+        for (int64_t x = PW; x < PW + 3 * dw; x++) _mm512_storeu_si512((void *)(col + x * 16), _mm512_setzero_si512());
+        /* pass 2: bytes (x, x + dw, x + 2dw, x + 3dw) of each lane */
+        for (int64_t x = 0; x < PW; x++) {
+            const int32_t *c0 = col + x * 16;
+            __m512i w = _mm512_loadu_si512((const void *)c0);
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 16 * dw)), 8));
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 32 * dw)), 16));
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 48 * dw)), 24));
+            _mm512_storeu_si512((void *)(q + x * Opad + o), w);
         }
     }
 }
@@ -410,7 +417,7 @@ static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
     char *ring = mem;
     int64_t *ids = (int64_t *)(void *)(ring + r->ring * rowlen * esz);
     int16_t *conv = (int16_t *)(void *)(ids + r->ring);
-    int32_t *acc_row = (int32_t *)(void *)(conv + rowlen);
+    int32_t *acc_row = (int32_t *)(void *)((char *)conv + r->conv_bytes);
     int32_t *ev_row = r->counting ? acc_row + a->out_w * r->Opad : NULL;
     for (int64_t i = 0; i < r->ring; i++) ids[i] = -1;
     const void *rows[64];
@@ -424,7 +431,7 @@ static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
                 if (r->s16) {
                     dw_convert_row(r, b, y, (int16_t *)(void *)dst);
                 } else if (r->quad) {
-                    dw_quads_8bit(r, b, y, (int32_t *)(void *)dst);
+                    dw_quads_8bit(r, b, y, (int32_t *)(void *)dst, (int32_t *)(void *)conv);
                 } else if (r->dm == 1 && (a->x_dtype == HW_DT_U8 || a->x_dtype == HW_DT_S8)) {
                     dw_pairs_8bit(r, b, y, (int32_t *)(void *)dst);
                 } else {
@@ -621,7 +628,9 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
     int chunks = hw_parallel_chunks(a->batch * a->out_h, a->n_threads);
     int64_t ring = (a->kernel_h - 1) * a->dilation_h + 1;
     int64_t rowlen = PW * Opad, esz = s16 ? 2 : 4;
-    int64_t thread_bytes = ring * rowlen * esz + ring * (int64_t)sizeof(int64_t) + rowlen * 2 +
+    /* conversion area: an int16 row, or the quad builder's 16-lane columns */
+    int64_t conv_bytes = rowlen * 2 + (PW + 3 * a->dilation_w) * 64;
+    int64_t thread_bytes = ring * rowlen * esz + ring * (int64_t)sizeof(int64_t) + conv_bytes +
                            2 * a->out_w * Opad * 4;
     thread_bytes = (thread_bytes + 63) / 64 * 64;
     void *thread_mem = NULL, *wbuf = NULL;
@@ -673,7 +682,8 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
         dw_run_t run = {a, s16, quad, O, Opad, PH, PW, O / a->in_c, ring,
                         (int16_t)(a->x_zero_point - sub), sub, mode, w16, wsingle, wpair, npairs, start,
                         wquad, nquads, start_q,
-                        lo, hi, &epi, want_counts ? &cs : NULL, want_events, thread_mem, thread_bytes};
+                        lo, hi, &epi, want_counts ? &cs : NULL, want_events, thread_mem, conv_bytes,
+                        thread_bytes};
         hw_parallel_for(a->batch * a->out_h, chunks, dw_task, &run);
         if (want_counts) {
             nw_count_scratch_reduce(&cs, counters, terms.corr_events, a->batch * a->out_h * a->out_w);

@@ -58,8 +58,9 @@ typedef struct {
     int64_t out_h, out_w, PH, PW, C, sh, sw;
     int64_t nseg, seglen;
     const int64_t *seg_off;
-    const int32_t *abuf;          /* (a, a) int16 pairs: a = x - zx (IN_MAC) or x (FOLDED) */
-    const uint8_t *abuf_u8;       /* guarded path: x (+128 for s8), same indexing; or NULL */
+    const int32_t *abuf;          /* step kernels: (a, a) int16 pairs, a = x - zx (IN_MAC) or x (FOLDED) */
+    const uint8_t *abuf_u8;       /* guarded path instead: xu = x (+128 for s8), same indexing */
+    int32_t guard_c;              /* guarded path: a = xu - guard_c */
 } nw_problem_t;
 
 static inline int64_t nw_row_offset(const nw_problem_t *p, int64_t m)
@@ -286,6 +287,73 @@ NW_INLINE void nw_vnni_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, con
             _mm512_storeu_si512((void *)(tile + r * tstride + 16 * c), acc[r][c]);
 }
 
+/* Guarded path, a block that must be replayed: the step kernel of
+ * nw_s32_body on the guarded data -- a = xu - c from the u8 rows, w' the
+ * sign-extended byte j of each VPDPBUSD weight quad.  (a, 0) x (w', sign)
+ * through VPMADDWD is a * w' exactly.  k0, k1 and seglen are multiples of 4. */
+NW_INLINE void nw_q32_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, const int8_t *wq, int32_t *tile,
+                           int64_t tstride, int32_t *ev, const int MR, const int NR, const int COUNT)
+{
+    __m512i acc[8][4], cnt[8][4];
+    const __m512i lo = _mm512_set1_epi32((int32_t)t->lo), hi = _mm512_set1_epi32((int32_t)t->hi);
+    const __m512i minus1 = _mm512_set1_epi32(-1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) {
+            acc[r][c] = _mm512_loadu_si512((const void *)(tile + r * tstride + 16 * c));
+            cnt[r][c] = COUNT ? _mm512_loadu_si512((const void *)(ev + r * tstride + 16 * c))
+                              : _mm512_setzero_si512();
+        }
+    const nw_problem_t *p = t->p;
+    const int64_t qstride = (int64_t)NR * 64;
+    const int32_t gc = p->guard_c;
+    int64_t k = k0;
+    while (k < k1) {
+        int64_t s = k / p->seglen, kk = k - s * p->seglen;
+        int64_t n = p->seglen - kk;
+        if (n > k1 - k) n = k1 - k;
+        const uint8_t *a[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) a[r] = t->rows_u8[r] + p->seg_off[s] + kk;
+        const int8_t *wk = wq + (k / 4) * qstride;
+        for (int64_t j = 0; j < n; j += 4, wk += qstride) {
+            __m512i b[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < NR; c++) b[c] = _mm512_loadu_si512((const void *)(wk + 64 * c));
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; jj++) {
+                __m512i w[4];
+#pragma GCC unroll 4
+                for (int c = 0; c < NR; c++)
+                    w[c] = _mm512_srai_epi32(_mm512_slli_epi32(b[c], (unsigned)(24 - 8 * jj)), 24);
+#pragma GCC unroll 8
+                for (int r = 0; r < MR; r++) {
+                    __m512i av = _mm512_set1_epi32((int32_t)(uint16_t)(int16_t)((int32_t)a[r][j + jj] - gc));
+#pragma GCC unroll 4
+                    for (int c = 0; c < NR; c++) {
+                        __m512i sum = _mm512_add_epi32(acc[r][c], _mm512_madd_epi16(av, w[c]));
+                        __m512i cl = _mm512_max_epi32(_mm512_min_epi32(sum, hi), lo);
+                        if (COUNT) {
+                            __mmask16 diff = _mm512_cmpneq_epi32_mask(sum, cl);
+                            cnt[r][c] = _mm512_mask_sub_epi32(cnt[r][c], diff, cnt[r][c], minus1);
+                        }
+                        acc[r][c] = cl;
+                    }
+                }
+            }
+        }
+        k += n;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) {
+            _mm512_storeu_si512((void *)(tile + r * tstride + 16 * c), acc[r][c]);
+            if (COUNT) _mm512_storeu_si512((void *)(ev + r * tstride + 16 * c), cnt[r][c]);
+        }
+}
+
 /* Instantiations for every (MR, NR) a tile can have. */
 #define NW_CASES(X)                                                                                     \
     X(1, 1) X(2, 1) X(3, 1) X(4, 1) X(5, 1) X(6, 1) X(7, 1) X(8, 1)                                     \
@@ -296,6 +364,8 @@ NW_INLINE void nw_vnni_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, con
 #define NW_S16_COUNT(MR, NR) case MR * 8 + NR: nw_s16_body(t, k0, k1, tile, ts, ev, MR, NR, 1); return;
 #define NW_S32_PLAIN(MR, NR) case MR * 8 + NR: nw_s32_body(t, k0, k1, tile, ts, ev, MR, NR, 0); return;
 #define NW_S32_COUNT(MR, NR) case MR * 8 + NR: nw_s32_body(t, k0, k1, tile, ts, ev, MR, NR, 1); return;
+#define NW_Q32_PLAIN(MR, NR) case MR * 8 + NR: nw_q32_body(t, k0, k1, wq, tile, ts, ev, MR, NR, 0); return;
+#define NW_Q32_COUNT(MR, NR) case MR * 8 + NR: nw_q32_body(t, k0, k1, wq, tile, ts, ev, MR, NR, 1); return;
 #define NW_VNNI(MR, NR) case MR * 8 + NR: nw_vnni_body(t, k0, k1, wq, corr, tile, ts, MR, NR); return;
 
 NW_TARGET static void nw_s16_run(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1, int16_t *tile,
@@ -314,6 +384,15 @@ NW_TARGET static void nw_s32_run(const nw_tile_args_t *t, int mr, int nr, int64_
         switch (mr * 8 + nr) { NW_CASES(NW_S32_PLAIN) default: return; }
     }
     switch (mr * 8 + nr) { NW_CASES(NW_S32_COUNT) default: return; }
+}
+
+NW_TARGET static void nw_q32_run(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1,
+                                 const int8_t *wq, int32_t *tile, int64_t ts, int32_t *ev)
+{
+    if (ev == NULL) {
+        switch (mr * 8 + nr) { NW_CASES(NW_Q32_PLAIN) default: return; }
+    }
+    switch (mr * 8 + nr) { NW_CASES(NW_Q32_COUNT) default: return; }
 }
 
 NW_TARGET static void nw_vnni_run(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1,
@@ -360,7 +439,7 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
     t.hi = run->hi;
     for (int r = 0; r < mr; r++) {
         int64_t off = nw_row_offset(p, m0 + r);
-        t.rows[r] = p->abuf + off;
+        t.rows[r] = p->abuf != NULL ? p->abuf + off : NULL;
         t.rows_u8[r] = p->abuf_u8 != NULL ? p->abuf_u8 + off : NULL;
     }
     const int64_t *start = pk->start + pnl * pk->panel_lanes;
@@ -396,7 +475,7 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
     }
 
     int32_t *tile = (int32_t *)scratch, *ev = tile + 8 * 64;
-    t.w = (const int32_t *)pk->w + pnl * p->K * pk->panel_lanes;
+    t.w = pk->w != NULL ? (const int32_t *)pk->w + pnl * p->K * pk->panel_lanes : NULL;
     for (int r = 0; r < mr; r++)
         for (int64_t c = 0; c < ts; c++) {
             tile[r * ts + c] = (int32_t)start[c];
@@ -419,7 +498,7 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
                 const int32_t *corr = pk->qcorr + (pnl * run->n_blocks + b) * pk->panel_lanes;
                 nw_vnni_run(&t, mr, nr, k0, k1, wq, corr, tile, ts);
             } else {
-                nw_s32_run(&t, mr, nr, k0, k1, tile, ts, evp);
+                nw_q32_run(&t, mr, nr, k0, k1, wq, tile, ts, evp);
             }
         }
     }
@@ -462,7 +541,8 @@ static void nw_packed_free(nw_packed_t *pk)
 
 /* Weights w'[n][k] = w - zw[n] as int32 (row-major [N][K]) -> packed panels.
  * Also computes start values.  Returns 0 on allocation failure. */
-static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms)
+static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
+                   int step_panels)
 {
     memset(pk, 0, sizeof *pk);
     pk->kind = kind;
@@ -471,13 +551,13 @@ static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int6
     pk->panel_lanes = (int64_t)pk->vl * pk->nr_max;
     pk->n_panels = (N + pk->panel_lanes - 1) / pk->panel_lanes;
     size_t esz = kind == NW_KIND_S16 ? 2 : 4;
-    pk->w = calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz);
+    pk->w = step_panels ? calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz) : NULL;
     pk->start = (int64_t *)calloc((size_t)(pk->n_panels * pk->panel_lanes), sizeof(int64_t));
-    if (pk->w == NULL || pk->start == NULL) {
+    if ((step_panels && pk->w == NULL) || pk->start == NULL) {
         nw_packed_free(pk);
         return 0;
     }
-    for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
+    for (int64_t pnl = 0; step_panels && pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
         int64_t nl = N - n0 < ts ? N - n0 : ts;
@@ -547,7 +627,7 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
     if (acc->acc_bits == 16 && nw_range_fits(prod, 16)) kind = NW_KIND_S16;
     else if (((int64_t)1 << (acc->acc_bits - 1)) + nw_range_absmax(prod) <= INT32_MAX) kind = NW_KIND_S32;
     else return 0;
-    if (p->abuf_u8 != NULL && kind != NW_KIND_S32) p->abuf_u8 = NULL;   /* guard only on int32 lanes */
+    if (p->abuf == NULL && kind != NW_KIND_S32) return 0;   /* the guard runs on int32 lanes only */
 
     /* the correction (bias, folded zero point) per channel */
     int64_t *wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
@@ -563,7 +643,7 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
     if (!ok) return 0;
     nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, p->N};
     nw_packed_t pk;
-    if (!nw_pack(&pk, kind, wd, p->N, p->K, &terms)) {
+    if (!nw_pack(&pk, kind, wd, p->N, p->K, &terms, p->abuf != NULL)) {
         nw_terms_free(&terms);
         return 0;
     }
@@ -580,10 +660,11 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
         int32_t *wmax32 = ok ? (int32_t *)malloc((size_t)p->K * sizeof(int32_t)) : NULL;
         if (ok && wmax32 == NULL) ok = 0;
         for (int64_t k = 0; ok && k < p->K; k++) wmax32[k] = (int32_t)pk.wmax[k];
+        const int32_t gc = p->guard_c;
         for (int64_t m = 0; ok && m < p->M; m++) {
-            const int32_t *row = p->abuf + nw_row_offset(p, m);
+            const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
             for (int64_t s = 0; s < p->nseg; s++) {
-                const int32_t *seg = row + p->seg_off[s];
+                const uint8_t *seg = row + p->seg_off[s];
                 const int32_t *wm = wmax32 + s * p->seglen;
                 int64_t kk = 0;
                 while (kk < p->seglen) {
@@ -593,7 +674,7 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
                     if (stop > p->seglen) stop = p->seglen;
                     int32_t bound = 0;
                     for (int64_t j = kk; j < stop; j++) {
-                        int32_t v = (int16_t)(uint16_t)(uint32_t)seg[j];
+                        int32_t v = (int32_t)seg[j] - gc;
                         bound += (v < 0 ? -v : v) * wm[j];
                     }
                     asum[m * run.n_blocks + blk] += bound;
@@ -709,34 +790,49 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     }
     int in_mac = acc->input_zero_point == HW_ZP_IN_MAC;
     int32_t sub = in_mac ? args->a_zero_point : 0;
-    int guard = nw_guard_possible(acc, args->a_dtype, wrange);
     int32_t u8_add = args->a_dtype == HW_DT_S8 ? 128 : 0;
-    int32_t *abuf = (int32_t *)malloc((size_t)(M * K) * sizeof(int32_t));
-    uint8_t *abuf_u8 = guard ? (uint8_t *)calloc((size_t)(M * K + 4), 1) : NULL;
-    if (abuf == NULL || (guard && abuf_u8 == NULL)) {
-        free(wd);
-        free(abuf);
-        free(abuf_u8);
-        return 0;
-    }
+    /* guarded: quads of 4 consecutive k stay inside a row when K % 4 == 0 */
+    int guard = nw_guard_possible(acc, args->a_dtype, wrange) && K % 4 == 0;
+    int32_t *abuf = NULL;
+    uint8_t *abuf_u8 = NULL;
+    const uint8_t *a_u8 = NULL;
     nw_range_t arange = nw_range_empty();
-    for (int64_t m = 0; m < M; m++) {
-        const void *src = (const char *)args->a +
-                          m * args->lda * (args->a_dtype == HW_DT_S16 ? 2 : 1);
-        nw_convert_row(args->a_dtype, src, K, sub, abuf + m * K, guard ? abuf_u8 + m * K : NULL, u8_add, &arange);
-    }
-    int ok = 0;
-    if (guard && K % 4 != 0) {
-        /* quads would straddle rows: the guard needs K padded per row; run step by step */
-        free(abuf_u8);
-        abuf_u8 = NULL;
+    if (guard) {
+        /* a = xu - c, xu = x as u8 (+128 for s8); the dtype bounds a: no scan */
+        nw_range_add(&arange, (args->a_dtype == HW_DT_S8 ? -128 : 0) - sub);
+        nw_range_add(&arange, (args->a_dtype == HW_DT_S8 ? 127 : 255) - sub);
+        if (args->a_dtype == HW_DT_U8 && args->lda == K) {
+            a_u8 = (const uint8_t *)args->a;   /* used in place */
+        } else {
+            abuf_u8 = (uint8_t *)malloc((size_t)(M * K));
+            if (abuf_u8 == NULL) {
+                free(wd);
+                return 0;
+            }
+            const uint8_t flip = (uint8_t)u8_add;
+            for (int64_t m = 0; m < M; m++) {
+                const uint8_t *src = (const uint8_t *)args->a + m * args->lda;
+                for (int64_t k = 0; k < K; k++) abuf_u8[m * K + k] = src[k] ^ flip;
+            }
+            a_u8 = abuf_u8;
+        }
+    } else {
+        abuf = (int32_t *)malloc((size_t)(M * K) * sizeof(int32_t));
+        if (abuf == NULL) {
+            free(wd);
+            return 0;
+        }
+        for (int64_t m = 0; m < M; m++) {
+            const void *src = (const char *)args->a + m * args->lda * (args->a_dtype == HW_DT_S16 ? 2 : 1);
+            nw_convert_row(args->a_dtype, src, K, sub, abuf + m * K, NULL, 0, &arange);
+        }
     }
     int64_t seg_off = 0;
-    nw_problem_t p = {M, N, K, 1, M, 1, M, K, 1, 1, 1, K, &seg_off, abuf, abuf_u8};
-    /* the exact block sum is sum x_u8 * w' - c * sum w', c = zx (IN_MAC) + 128 (s8) */
+    /* the exact block sum is sum xu * w' - c * sum w', c = zx (IN_MAC) + 128 (s8) */
     int32_t guard_c = (in_mac ? args->a_zero_point : 0) + u8_add;
-    ok = nw_solve(&p, arange, wd, wrange, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype, out,
-                  acc_out, counters, args->n_threads, M);
+    nw_problem_t p = {M, N, K, 1, M, 1, M, K, 1, 1, 1, K, &seg_off, abuf, a_u8, guard_c};
+    int ok = nw_solve(&p, arange, wd, wrange, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype, out,
+                      acc_out, counters, args->n_threads, M);
     free(abuf);
     free(abuf_u8);
     free(wd);
@@ -774,11 +870,11 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     int guard = nw_guard_possible(acc, a->x_dtype, wrange) && C % 4 == 0;
     int32_t u8_add = a->x_dtype == HW_DT_S8 ? 128 : 0;
     int64_t plane = a->batch * PH * PW * C;
-    int32_t *abuf = (int32_t *)malloc((size_t)plane * sizeof(int32_t));
-    uint8_t *abuf_u8 = guard ? (uint8_t *)malloc((size_t)plane + 4) : NULL;
+    int32_t *abuf = guard ? NULL : (int32_t *)malloc((size_t)plane * sizeof(int32_t));
+    uint8_t *abuf_u8 = guard ? (uint8_t *)malloc((size_t)plane) : NULL;
     int64_t nseg = a->kernel_h * a->kernel_w;
     int64_t *seg_off = (int64_t *)malloc((size_t)nseg * sizeof(int64_t));
-    if (abuf == NULL || seg_off == NULL || (guard && abuf_u8 == NULL)) {
+    if ((guard ? abuf_u8 == NULL : abuf == NULL) || seg_off == NULL) {
         free(wd);
         free(abuf);
         free(abuf_u8);
@@ -792,32 +888,45 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     uint8_t pad_u8 = (uint8_t)(a->x_zero_point + u8_add);
     int any_pad = a->pad_top || a->pad_left || a->pad_bottom || a->pad_right;
     if (any_pad) nw_range_add(&arange, pad_a);
+    if (guard) {
+        nw_range_add(&arange, (a->x_dtype == HW_DT_S8 ? -128 : 0) - sub);
+        nw_range_add(&arange, (a->x_dtype == HW_DT_S8 ? 127 : 255) - sub);
+    }
     size_t xsz = a->x_dtype == HW_DT_S16 ? 2 : 1;
+    const uint8_t flip = (uint8_t)u8_add;
     for (int64_t b = 0; b < a->batch; b++)
         for (int64_t y = 0; y < PH; y++) {
             int64_t base = ((b * PH + y) * PW) * C;
             int64_t iy = y - a->pad_top;
-            if (iy < 0 || iy >= a->in_h) {
+            int inside = iy >= 0 && iy < a->in_h;
+            const char *src = (const char *)a->x + (size_t)(((b * a->in_h + (inside ? iy : 0)) * a->in_w) * C) * xsz;
+            if (guard) {
+                uint8_t *d = abuf_u8 + base;
+                if (!inside) {
+                    memset(d, pad_u8, (size_t)(PW * C));
+                    continue;
+                }
+                memset(d, pad_u8, (size_t)(a->pad_left * C));
+                memset(d + (a->pad_left + a->in_w) * C, pad_u8, (size_t)(a->pad_right * C));
+                const uint8_t *s8 = (const uint8_t *)src;
+                uint8_t *dd = d + a->pad_left * C;
+                for (int64_t i = 0; i < a->in_w * C; i++) dd[i] = s8[i] ^ flip;
+                continue;
+            }
+            if (!inside) {
                 for (int64_t i = 0; i < PW * C; i++) abuf[base + i] = pad_pair;
-                if (guard) memset(abuf_u8 + base, pad_u8, (size_t)(PW * C));
                 continue;
             }
             for (int64_t i = 0; i < a->pad_left * C; i++) abuf[base + i] = pad_pair;
             for (int64_t i = (a->pad_left + a->in_w) * C; i < PW * C; i++) abuf[base + i] = pad_pair;
-            if (guard) {
-                memset(abuf_u8 + base, pad_u8, (size_t)(a->pad_left * C));
-                memset(abuf_u8 + base + (a->pad_left + a->in_w) * C, pad_u8, (size_t)(a->pad_right * C));
-            }
-            const char *src = (const char *)a->x + (size_t)(((b * a->in_h + iy) * a->in_w) * C) * xsz;
-            nw_convert_row(a->x_dtype, src, a->in_w * C, sub, abuf + base + a->pad_left * C,
-                           guard ? abuf_u8 + base + a->pad_left * C : NULL, u8_add, &arange);
+            nw_convert_row(a->x_dtype, src, a->in_w * C, sub, abuf + base + a->pad_left * C, NULL, 0, &arange);
         }
     for (int64_t ky = 0; ky < a->kernel_h; ky++)
         for (int64_t kx = 0; kx < a->kernel_w; kx++)
             seg_off[ky * a->kernel_w + kx] = (ky * a->dilation_h * PW + kx * a->dilation_w) * C;
-    nw_problem_t p = {a->batch * a->out_h * a->out_w, N, K, a->out_h, a->out_w, PH, PW, C,
-                      a->stride_h, a->stride_w, nseg, C, seg_off, abuf, abuf_u8};
     int32_t guard_c = (in_mac ? a->x_zero_point : 0) + u8_add;
+    nw_problem_t p = {a->batch * a->out_h * a->out_w, N, K, a->out_h, a->out_w, PH, PW, C,
+                      a->stride_h, a->stride_w, nseg, C, seg_off, abuf, abuf_u8, guard_c};
     int ok = nw_solve(&p, arange, wd, wrange, acc, a->bias, a->x_zero_point, guard_c, rq, out_dtype, out, acc_out,
                       counters, a->n_threads, p.M);
     free(abuf);

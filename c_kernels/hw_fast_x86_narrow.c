@@ -86,6 +86,8 @@ typedef struct {
     int64_t n_panels;
     void *w;                /* [n_panels][K][panel_lanes] elements (16 or 32 bit) */
     int64_t *start;         /* [n_panels * panel_lanes] starting accumulators (0 past N) */
+    int32_t *start32;       /* the same as int32 (they lie in the accumulator's range, <= 31 bits) */
+    int16_t *start16;       /* and as int16 (S16 kind) */
     /* guarded path (S32 kind only), NULL when off */
     int8_t *wq;             /* [n_panels][K4/4][panel_lanes][4] s8 w' quads */
     int32_t *qcorr;         /* [n_panels][n_blocks][panel_lanes]: c * sum_{k in block} w' */
@@ -442,7 +444,6 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
         t.rows[r] = p->abuf != NULL ? p->abuf + off : NULL;
         t.rows_u8[r] = p->abuf_u8 != NULL ? p->abuf_u8 + off : NULL;
     }
-    const int64_t *start = pk->start + pnl * pk->panel_lanes;
     int64_t n0 = pnl * pk->panel_lanes;
     int64_t nlanes = p->N - n0 < ts ? p->N - n0 : ts;
     int counting = cnt != NULL && run->counting;
@@ -450,8 +451,7 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
     if (pk->kind == NW_KIND_S16) {
         int16_t *tile = (int16_t *)scratch, *ev = tile + 8 * 128;
         t.w = (const int16_t *)pk->w + pnl * p->K * pk->panel_lanes;
-        for (int r = 0; r < mr; r++)
-            for (int64_t c = 0; c < ts; c++) tile[r * ts + c] = (int16_t)start[c];
+        for (int r = 0; r < mr; r++) memcpy(tile + r * ts, pk->start16 + pnl * pk->panel_lanes, (size_t)ts * 2);
         if (!counting) {
             nw_s16_run(&t, mr, nr, 0, p->K, tile, ts, NULL);
         } else {
@@ -476,11 +476,10 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
 
     int32_t *tile = (int32_t *)scratch, *ev = tile + 8 * 64;
     t.w = pk->w != NULL ? (const int32_t *)pk->w + pnl * p->K * pk->panel_lanes : NULL;
-    for (int r = 0; r < mr; r++)
-        for (int64_t c = 0; c < ts; c++) {
-            tile[r * ts + c] = (int32_t)start[c];
-            ev[r * ts + c] = 0;
-        }
+    for (int r = 0; r < mr; r++) {
+        memcpy(tile + r * ts, pk->start32 + pnl * pk->panel_lanes, (size_t)ts * 4);
+        if (counting) memset(ev + r * ts, 0, (size_t)ts * 4);
+    }
     int32_t *evp = counting ? ev : NULL;
     if (pk->wq == NULL) {
         nw_s32_run(&t, mr, nr, 0, p->K, tile, ts, evp);
@@ -533,6 +532,8 @@ static void nw_packed_free(nw_packed_t *pk)
 {
     free(pk->w);
     free(pk->start);
+    free(pk->start32);
+    free(pk->start16);
     free(pk->wq);
     free(pk->qcorr);
     free(pk->wmax);
@@ -576,6 +577,17 @@ static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int6
         int64_t p = n / pk->panel_lanes, c = n - p * pk->panel_lanes;
         pk->start[p * pk->panel_lanes + c] = nw_start_value(terms, n);
     }
+    int64_t ns = pk->n_panels * pk->panel_lanes;
+    pk->start32 = (int32_t *)malloc((size_t)ns * sizeof(int32_t));
+    pk->start16 = (int16_t *)malloc((size_t)ns * sizeof(int16_t));
+    if (pk->start32 == NULL || pk->start16 == NULL) {
+        nw_packed_free(pk);
+        return 0;
+    }
+    for (int64_t i = 0; i < ns; i++) {
+        pk->start32[i] = (int32_t)pk->start[i];
+        pk->start16[i] = (int16_t)pk->start[i];
+    }
     return 1;
 }
 
@@ -587,28 +599,40 @@ static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t 
     pk->wq = (int8_t *)calloc((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes), 1);
     pk->qcorr = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
     pk->wmax = (int64_t *)calloc((size_t)K, sizeof(int64_t));
-    if (pk->wq == NULL || pk->qcorr == NULL || pk->wmax == NULL) return 0;
+    int32_t *wmax32 = (int32_t *)calloc((size_t)K, sizeof(int32_t));
+    if (pk->wq == NULL || pk->qcorr == NULL || pk->wmax == NULL || wmax32 == NULL) {
+        free(wmax32);
+        return 0;
+    }
     for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
         int64_t nl = N - n0 < ts ? N - n0 : ts;
-        int8_t *base = pk->wq + pnl * pk->K4 * pk->panel_lanes;
+        uint32_t *base = (uint32_t *)(void *)(pk->wq + pnl * pk->K4 * pk->panel_lanes);
         for (int64_t c = 0; c < nl; c++) {
             const int32_t *src = wd + (n0 + c) * K;
-            for (int64_t k = 0; k < K; k++) {
-                base[(k / 4) * ts * 4 + c * 4 + (k & 3)] = (int8_t)src[k];
-                int64_t b = k / NW_GUARD_K;
+            /* one word = the s8 weights of k = 4q .. 4q+3 (K % 4 == 0 here) */
+            for (int64_t q = 0; q < K / 4; q++)
+                base[q * ts + c] = (uint32_t)(uint8_t)src[4 * q] | (uint32_t)(uint8_t)src[4 * q + 1] << 8 |
+                                   (uint32_t)(uint8_t)src[4 * q + 2] << 16 | (uint32_t)(uint8_t)src[4 * q + 3] << 24;
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t k1 = (b + 1) * NW_GUARD_K < K ? (b + 1) * NW_GUARD_K : K;
+                int32_t sum = 0;   /* |sum| <= 128 * 128 */
+                for (int64_t k = b * NW_GUARD_K; k < k1; k++) sum += src[k];
                 /* exact mod 2^32: the correction is applied in int32 lanes */
-                uint32_t *q = (uint32_t *)&pk->qcorr[(pnl * nb + b) * pk->panel_lanes + c];
-                *q += (uint32_t)corr_c * (uint32_t)src[k];
+                pk->qcorr[(pnl * nb + b) * pk->panel_lanes + c] = (int32_t)((uint32_t)corr_c * (uint32_t)sum);
             }
         }
     }
-    for (int64_t n = 0; n < N; n++)
+    for (int64_t n = 0; n < N; n++) {
+        const int32_t *src = wd + n * K;
         for (int64_t k = 0; k < K; k++) {
-            int64_t a = wd[n * K + k] < 0 ? -(int64_t)wd[n * K + k] : wd[n * K + k];
-            if (a > pk->wmax[k]) pk->wmax[k] = a;
+            int32_t a = src[k] < 0 ? -src[k] : src[k];
+            wmax32[k] = a > wmax32[k] ? a : wmax32[k];
         }
+    }
+    for (int64_t k = 0; k < K; k++) pk->wmax[k] = wmax32[k];
+    free(wmax32);
     return 1;
 }
 
@@ -751,12 +775,24 @@ static int32_t *nw_weights(hw_dtype_t dt, const void *w, int64_t N, int64_t K, i
     if (wd == NULL) return NULL;
     *range = nw_range_empty();
     for (int64_t n = 0; n < N; n++) {
-        int32_t z = nw_zw(zp, per_ch, n);
-        for (int64_t k = 0; k < K; k++) {
-            int32_t v = nw_load(dt, w, n * ld + k) - z;
-            wd[n * K + k] = v;
-            nw_range_add(range, v);
+        int32_t z = nw_zw(zp, per_ch, n), lo = INT32_MAX, hi = INT32_MIN;
+        int32_t *dst = wd + n * K;
+        if (dt == HW_DT_S8) {
+            const int8_t *src = (const int8_t *)w + n * ld;
+            for (int64_t k = 0; k < K; k++) dst[k] = (int32_t)src[k] - z;
+        } else if (dt == HW_DT_U8) {
+            const uint8_t *src = (const uint8_t *)w + n * ld;
+            for (int64_t k = 0; k < K; k++) dst[k] = (int32_t)src[k] - z;
+        } else {
+            const int16_t *src = (const int16_t *)w + n * ld;
+            for (int64_t k = 0; k < K; k++) dst[k] = (int32_t)src[k] - z;
         }
+        for (int64_t k = 0; k < K; k++) {
+            lo = dst[k] < lo ? dst[k] : lo;
+            hi = dst[k] > hi ? dst[k] : hi;
+        }
+        nw_range_add(range, lo);
+        nw_range_add(range, hi);
     }
     return wd;
 }

@@ -71,7 +71,7 @@ typedef struct {
 } dw_run_t;
 
 /* The int16 operand row (padded coordinates) y of batch b into dst[PW][Opad]. */
-static void dw_convert_row(const dw_run_t *r, int64_t b, int64_t y, int16_t *dst)
+DW_TARGET static void dw_convert_row(const dw_run_t *r, int64_t b, int64_t y, int16_t *dst)
 {
     const hw_conv2d_args_t *a = r->a;
     int64_t iy = y - a->pad_top, Opad = r->Opad, O = r->O;
@@ -401,7 +401,7 @@ DW_TARGET static void dw_row_s32(const dw_run_t *r, const int32_t *const *rows, 
     }
 }
 
-static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
+DW_TARGET static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const dw_run_t *r = (const dw_run_t *)ctx;
     const hw_conv2d_args_t *a = r->a;
@@ -452,7 +452,7 @@ static void dw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
 }
 
 /* Range of the activation values (raw x). */
-static nw_range_t dw_x_range(const hw_conv2d_args_t *a)
+DW_TARGET static nw_range_t dw_x_range(const hw_conv2d_args_t *a)
 {
     int64_t n = a->batch * a->in_h * a->in_w * a->in_c;
     int32_t lo = INT32_MAX, hi = INT32_MIN;

@@ -505,7 +505,7 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
         nw_epilogue_row(run->epi, m0 + r, n0, nlanes, tile + r * ts, counting ? ev + r * ts : NULL, cnt);
 }
 
-static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
+NW_TARGET static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const nw_run_t *run = (const nw_run_t *)ctx;
     const nw_problem_t *p = run->p;
@@ -542,7 +542,7 @@ static void nw_packed_free(nw_packed_t *pk)
 
 /* Weights w'[n][k] = w - zw[n] as int32 (row-major [N][K]) -> packed panels.
  * Also computes start values.  Returns 0 on allocation failure. */
-static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
+NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
                    int step_panels)
 {
     memset(pk, 0, sizeof *pk);
@@ -592,7 +592,7 @@ static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int6
 }
 
 /* Guarded-path data: s8 weight quads, per-block corrections c * sum w', wmax. */
-static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K, int32_t corr_c)
+NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K, int32_t corr_c)
 {
     int64_t nb = (K + NW_GUARD_K - 1) / NW_GUARD_K;
     pk->K4 = (K + 3) / 4 * 4;
@@ -638,7 +638,7 @@ static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t 
 
 /* The common part of GEMM and conv once A has been laid out: choose the
  * kernel, pack, run, reduce counters.  Returns 1 when computed, 0 to decline. */
-static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_range_t wrange,
+NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_range_t wrange,
                     const hw_accum_spec_t *acc, const int64_t *bias, int32_t fold_zx, int32_t guard_c,
                     const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out, int64_t *acc_out,
                     hw_counters_t *counters, int n_threads, int64_t outputs_per_channel)
@@ -743,7 +743,7 @@ static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_ra
 static inline int32_t nw_pair(int32_t a) { return (int32_t)((uint32_t)(uint16_t)(int16_t)a * 0x10001u); }
 
 /* Convert n elements of src (dtype dt) minus sub into pairs; track the range. */
-static void nw_convert_row(hw_dtype_t dt, const void *src, int64_t n, int32_t sub, int32_t *dst, uint8_t *dst_u8,
+NW_TARGET static void nw_convert_row(hw_dtype_t dt, const void *src, int64_t n, int32_t sub, int32_t *dst, uint8_t *dst_u8,
                            int32_t u8_add, nw_range_t *range)
 {
     int32_t lo = INT32_MAX, hi = INT32_MIN;
@@ -768,7 +768,7 @@ static int nw_features_ok(void)
 }
 
 /* Weights minus zero points as int32 [N][K]; range of w'. */
-static int32_t *nw_weights(hw_dtype_t dt, const void *w, int64_t N, int64_t K, int64_t ld, const int32_t *zp,
+NW_TARGET static int32_t *nw_weights(hw_dtype_t dt, const void *w, int64_t N, int64_t K, int64_t ld, const int32_t *zp,
                            int32_t per_ch, nw_range_t *range)
 {
     int32_t *wd = (int32_t *)malloc((size_t)(N * K) * sizeof(int32_t));

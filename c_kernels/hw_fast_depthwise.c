@@ -9,7 +9,9 @@
  *     channel by |start| + max|a| * sum_t |w'_t| <= the accumulator's (and
  *     group's) maximum, or the accumulator wraps at <= 32 bits (the int32 sum
  *     wrapped to acc_bits equals the chain of wraps) and no acc events were
- *     asked for.  Order is then free: VPDPWSSD on tap pairs (kx, kx+1).
+ *     asked for.  Order is then free: VPDPBUSD on 4-tap quads (kx .. kx+3) of
+ *     the raw 8-bit x when dm = 1 and w' fits s8 (zero point and +128 folded
+ *     into the starting value, exact mod 2^32), else VPDPWSSD on tap pairs.
  *   - CLAMP: acc_bits 8..31 saturate: per tap VPMADDWD (a, a') x (w', 0) = a*w',
  *     VPADDD, VPMINSD/VPMAXSD to the width -- one narrowing per step.
  * and for acc_bits 16 saturate (every product fits int16) the whole call runs
@@ -17,8 +19,10 @@
  *
  * Operands a = x - zx (IN_MAC) or x (FOLDED); channel o reads input channel
  * o / dm; padding taps hold x = zx.  Each thread converts the padded input rows
- * it needs into a small ring of rows (int16 a, or int32 pairs (a[x], a[x+dw]))
- * so that a tap is one vector load and the rows stay in cache.
+ * it needs into a small ring of rows (int16 a; int32 pairs (a[x], a[x+dw]);
+ * or u8 quads (x, x+dw, x+2dw, x+3dw)) so that a tap (pair, quad) is one
+ * vector load and the rows stay in cache.  Pixels go 4 at a time so the
+ * accumulator chains overlap.
  * Per output work (correction, counters, acc_out, requantisation) is in
  * hw_fast_narrow_common.h.
  */

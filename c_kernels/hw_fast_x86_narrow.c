@@ -8,10 +8,13 @@
  *                         then VPADDSW, which is sat16(acc + p) -- one k step.
  *   - acc_bits 8..31:     int32 lanes, VPMADDWD of (a, a) x (w, 0) = a*w exactly,
  *                         VPADDD, then VPMINSD/VPMAXSD clamp to the width.
- *   - guarded (any of the above with 8-bit operands): per block of NW_GUARD_K k
- *     steps, if |acc| + sum_k |a_k| * max_n |w'_kn| <= 2^(bits-1) - 1 for every
- *     lane then no prefix of the block can saturate, the block sum is exact and
- *     runs on VPDPBUSD; otherwise the block is replayed step by step.
+ *   - guarded (acc_bits 17..31, 8-bit activations, w' in s8, K (conv: in_c) a
+ *     multiple of 4): per block of NW_GUARD_K = 128 k steps and register tile,
+ *     if max_lane |acc| + sum_k |a_k| * max_n |w'_kn| <= 2^(bits-1) - 1 for
+ *     every row then no prefix of the block can saturate, the block sum is
+ *     exact and runs on VPDPBUSD (x as u8, the zero point / +128 corrected per
+ *     block, exact mod 2^32); otherwise the block is replayed step by step from
+ *     the same u8 rows and weight quads, with the clamp after every step.
  * Saturation makes the summation order part of the result, so the vectors run
  * ACROSS output channels (32 or 16 lanes) and k stays sequential per lane:
  * k = 0, 1, ..., K-1 for GEMM; (ky, kx, ci) with ci fastest for conv, padding

@@ -113,7 +113,7 @@ static inline int nw_tile_rows(int nr, int counting)
     return counting ? count[nr] : plain[nr];
 }
 
-#define NW_ROW_BLOCK 40   /* rows per parallel task: a multiple of every tile height */
+#define NW_ROW_BLOCK 40   /* rows per parallel task */
 #define NW_GUARD_K 128    /* k steps per guarded block (a multiple of 4) */
 
 /* ---- kernel bodies (inlined with constant MR, NR) ------------------------- */
@@ -363,7 +363,7 @@ NW_INLINE void nw_q32_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, cons
 #define NW_CASES(X)                                                                                     \
     X(1, 1) X(2, 1) X(3, 1) X(4, 1) X(5, 1) X(6, 1) X(7, 1) X(8, 1)                                     \
     X(1, 2) X(2, 2) X(3, 2) X(4, 2) X(5, 2) X(6, 2) X(7, 2) X(8, 2)                                     \
-    X(1, 3) X(2, 3) X(3, 3) X(4, 3) X(5, 3) X(1, 4) X(2, 4) X(3, 4) X(4, 4)
+    X(1, 3) X(2, 3) X(3, 3) X(4, 3) X(5, 3) X(1, 4) X(2, 4) X(3, 4) X(4, 4) X(5, 4) X(6, 4)
 
 #define NW_S16_PLAIN(MR, NR) case MR * 8 + NR: nw_s16_body(t, k0, k1, tile, ts, ev, MR, NR, 0); return;
 #define NW_S16_COUNT(MR, NR) case MR * 8 + NR: nw_s16_body(t, k0, k1, tile, ts, ev, MR, NR, 1); return;
@@ -521,6 +521,9 @@ NW_TARGET static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_
     for (int64_t pnl = 0; pnl < run->pk->n_panels; pnl++) {
         int nr = nw_panel_nr(run->pk, p->N, pnl);
         int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
+        /* guarded blocks mostly run VPDPBUSD: 6 x 4 accumulators load each
+         * weight vector for 6 rows (the replays spill a little) */
+        if (run->pk->wq != NULL && nr == 4 && !(cnt != NULL && run->counting)) mrmax = 6;
         int64_t m_end = end * NW_ROW_BLOCK < p->M ? end * NW_ROW_BLOCK : p->M;
         for (int64_t m0 = begin * NW_ROW_BLOCK; m0 < m_end; m0 += mrmax) {
             int mr = (int)(m_end - m0 < mrmax ? m_end - m0 : mrmax);

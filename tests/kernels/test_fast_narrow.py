@@ -117,12 +117,14 @@ def test_gemm_guarded_blocks():
     b[:20, :] = 127
     for placement, zx in (("in_mac", 0), ("in_mac", 131), ("folded", 17)):
         for bias_first in (True, False):
-            kw = dict(a_zero_point=zx, bias=rng.integers(-(1 << 22), 1 << 22, n).astype(np.int64),
-                      accum=spec(24, "saturate", placement, bias_first), return_accumulators=True, counters=True)
-            fast, port, took = run_fast_and_portable(K.gemm, a, b, **kw)
-            assert took
-            assert_same_result(fast, port, f"guarded {placement} zx={zx}")
-            assert port.counters.acc_events.sum() > 0
+            for counters in (True, False):   # counters change the register tile height
+                kw = dict(a_zero_point=zx, bias=rng.integers(-(1 << 22), 1 << 22, n).astype(np.int64),
+                          accum=spec(24, "saturate", placement, bias_first), return_accumulators=True,
+                          counters=counters)
+                fast, port, took = run_fast_and_portable(K.gemm, a, b, **kw)
+                assert took
+                assert_same_result(fast, port, f"guarded {placement} zx={zx} counters={counters}")
+            assert port.counters is None or port.counters.acc_events.sum() > 0
     small = dict(a_zero_point=0, accum=spec(24), return_accumulators=True, counters=True)
     a_s, b_s = a[:4, :256].copy(), b[:24, :256].copy()
     a_s[0] = 255
@@ -140,10 +142,12 @@ def test_gemm_s8_guarded_blocks():
     b = rng.integers(-128, 128, (40, 512)).astype(np.int8)
     a[0] = -128
     b[:5] = -128
-    fast, port, took = run_fast_and_portable(K.gemm, a, b, a_zero_point=-5, accum=spec(20, "saturate", "in_mac", True),
-                                             return_accumulators=True, counters=True)
-    assert took
-    assert_same_result(fast, port, "s8 guarded")
+    for counters in (True, False):
+        fast, port, took = run_fast_and_portable(K.gemm, a, b, a_zero_point=-5,
+                                                 accum=spec(20, "saturate", "in_mac", True),
+                                                 return_accumulators=True, counters=counters)
+        assert took
+        assert_same_result(fast, port, "s8 guarded")
 
 
 REQUANTS = [
@@ -249,3 +253,23 @@ def test_conv2d_small_equals_oracle():
         assert took
         assert_same_result(fast, port, "conv small")
         assert_matches_oracle(fast, oracle_conv2d(x, w, **kw), what=f"conv small {bits}")
+
+
+@pytest.mark.parametrize("counters", [False, True])
+@pytest.mark.parametrize("x_dtype", [np.uint8, np.int8])
+def test_conv2d_guarded_blocks(counters, x_dtype):
+    """in_c a multiple of 4, weights without zero point: guarded 128-step blocks
+    over the (ky, kx, ci) order, some replayed (saturating rows), some on VPDPBUSD."""
+    rng = np.random.default_rng(21)
+    info = np.iinfo(x_dtype)
+    x = rng.integers(info.min, info.max + 1, (1, 12, 10, 32)).astype(x_dtype)
+    x[0, :3] = info.max
+    w = rng.integers(-128, 128, (70, 3, 3, 32)).astype(np.int8)
+    w[:10] = 127
+    kw = dict(stride=(1, 1), padding=(1, 1, 1, 1), x_zero_point=int(info.min) + 5,
+              bias=rng.integers(-(1 << 20), 1 << 20, 70).astype(np.int64), accum=spec(24, "saturate", "in_mac", True),
+              return_accumulators=True, counters=counters)
+    for threads in (1, 2):
+        fast, port, took = run_fast_and_portable(K.conv2d, x, w, n_threads=threads, **kw)
+        assert took
+        assert_same_result(fast, port, f"guarded conv threads={threads}")

@@ -665,11 +665,12 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
                         wpair[(ky * npairs + kx / 2) * Opad + o] = (int32_t)(w0 | (w1 << 16));
                     }
             wquad = wpair + a->kernel_h * npairs * Opad;
+            uint32_t *wq_bytes = (uint32_t *)(void *)wquad;   /* 4 s8 weights per word */
             for (int64_t ky = 0; quad && ky < a->kernel_h; ky++)
                 for (int64_t kx = 0; kx < a->kernel_w; kx++)
                     for (int64_t o = 0; o < O; o++) {
                         uint32_t byte = (uint8_t)(int8_t)wd[o * taps + ky * a->kernel_w + kx];
-                        wquad[(ky * nquads + kx / 4) * Opad + o] |= (int32_t)(byte << (8 * (kx % 4)));
+                        wq_bytes[(ky * nquads + kx / 4) * Opad + o] |= byte << (8 * (kx % 4));
                     }
         }
     }

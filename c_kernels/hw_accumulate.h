@@ -91,7 +91,7 @@ static inline int64_t hw_acc_reduce(const int32_t *a, const int32_t *w, int64_t 
     return acc;
 }
 
-/* Plain exact dot product; only valid when hw_acc_bound_safe() said so. */
+/* Plain exact dot product; only valid when hw_acc_product_bound() allowed it. */
 static inline int64_t hw_acc_dot_exact(const int32_t *a, const int32_t *w, int64_t K)
 {
     int64_t s = 0;
@@ -99,17 +99,32 @@ static inline int64_t hw_acc_dot_exact(const int32_t *a, const int32_t *w, int64
     return s;
 }
 
-/* 1 when no step of hw_acc_reduce can change a value, so that the reduction
- * equals start + the exact dot product with no events:
- *   every prefix and every group sum is bounded by P = sum_k |a_k| * max_k |w_k|,
- *   so P <= max(group_bits) and |start| + P <= max(acc_bits) suffice.
- * abs_a_sum = sum_k |a_k|, max_abs_w = max_k |w_k| (both >= 0). */
-static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t abs_a_sum, int64_t max_abs_w,
-                                    int64_t start)
+/* The same on int16 copies, summed in int32: exact when the caller has shown
+ * sum_k |a_k * w_k| <= INT32_MAX.  (A multiply-add of int16 pairs into int32
+ * lanes is what compilers vectorise best on every ISA.) */
+static inline int64_t hw_acc_dot_exact16(const int16_t *a, const int16_t *w, int64_t K)
 {
-    if (max_abs_w != 0 && abs_a_sum > INT64_MAX / max_abs_w) return 0;
-    int64_t p = abs_a_sum * max_abs_w;
-    if (p > hw_max_s(spec->group_bits)) return 0;
+    int32_t s = 0;
+    for (int64_t k = 0; k < K; k++) s += (int32_t)a[k] * (int32_t)w[k];
+    return s;
+}
+
+/* P = abs_a_sum * max_abs_w, a bound on |every group sum| and on
+ * |every partial sum of products|; -1 when it does not fit int64.
+ * abs_a_sum = sum_k |a_k|, max_abs_w = max_k |w_k| (both >= 0). */
+static inline int64_t hw_acc_product_bound(int64_t abs_a_sum, int64_t max_abs_w)
+{
+    if (max_abs_w != 0 && abs_a_sum > INT64_MAX / max_abs_w) return -1;
+    return abs_a_sum * max_abs_w;
+}
+
+/* 1 when no step of hw_acc_reduce starting from `start` can change a value,
+ * given the product bound p (>= 0): then the reduction equals start + the
+ * exact dot product with no events.  Needs p <= max(group_bits) and
+ * |start| + p <= max(acc_bits). */
+static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t p, int64_t start)
+{
+    if (p < 0 || p > hw_max_s(spec->group_bits)) return 0;
     if (start == INT64_MIN) return 0;
     int64_t abs_start = start < 0 ? -start : start;
     if (abs_start > INT64_MAX - p) return 0;
@@ -117,17 +132,20 @@ static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t abs_a_s
 }
 
 /* The final accumulator of one output (see the top of this file).
- * corr from hw_acc_correction; corr_events = the acc events it caused. */
-static inline int64_t hw_acc_output(const int32_t *a, const int32_t *w, int64_t K,
-                                    const hw_accum_spec_t *spec, int64_t corr, int64_t corr_events,
+ * corr from hw_acc_correction; corr_events = the acc events it caused.
+ * a16 / w16: int16 copies of a / w, or NULL when the values do not fit int16
+ * (only used to speed up the exact case). */
+static inline int64_t hw_acc_output(const int32_t *a, const int32_t *w, const int16_t *a16, const int16_t *w16,
+                                    int64_t K, const hw_accum_spec_t *spec, int64_t corr, int64_t corr_events,
                                     int64_t abs_a_sum, int64_t max_abs_w,
                                     int64_t *group_events, int64_t *acc_events)
 {
     int64_t start = spec->bias_first ? corr : 0;
+    int64_t p = hw_acc_product_bound(abs_a_sum, max_abs_w);
     int64_t acc;
     *acc_events += corr_events;
-    if (hw_acc_bound_safe(spec, abs_a_sum, max_abs_w, start))
-        acc = start + hw_acc_dot_exact(a, w, K);
+    if (hw_acc_bound_safe(spec, p, start))
+        acc = start + (a16 && w16 && p <= INT32_MAX ? hw_acc_dot_exact16(a16, w16, K) : hw_acc_dot_exact(a, w, K));
     else
         acc = hw_acc_reduce(a, w, K, spec, start, group_events, acc_events);
     if (!spec->bias_first)

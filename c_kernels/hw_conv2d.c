@@ -33,6 +33,7 @@ typedef struct {
     const int64_t *corr_events;    /* [out_c] */
     int64_t K;                     /* kernel_h * kernel_w * Cg */
     int32_t *patches;              /* [chunks][groups * K]: one pixel's taps, per group */
+    int16_t *patches16;            /* the same as int16, or NULL when values may not fit */
     int64_t *abs_sums;             /* [chunks][groups] */
     hw_counter_scratch_t *scratch;
 } conv_ctx_t;
@@ -70,6 +71,7 @@ static void conv_pixels(void *p, int64_t begin, int64_t end, int thread)
     const hw_conv2d_args_t *a = c->args;
     const int64_t K = c->K, O = a->out_c, Og = O / a->groups;
     int32_t *patch = c->patches + (int64_t)thread * a->groups * K;
+    int16_t *patch16 = c->patches16 ? c->patches16 + (int64_t)thread * a->groups * K : 0;
     int64_t *abs_sum = c->abs_sums + (int64_t)thread * a->groups;
     int64_t *cnt[4] = {0, 0, 0, 0};
     if (c->scratch)
@@ -78,10 +80,13 @@ static void conv_pixels(void *p, int64_t begin, int64_t end, int thread)
     for (int64_t pix = begin; pix < end; pix++) {
         int64_t ox = pix % a->out_w, oy = (pix / a->out_w) % a->out_h, b = pix / (a->out_w * a->out_h);
         gather_patch(c, b, oy, ox, patch, abs_sum);
+        if (patch16)
+            for (int64_t i = 0; i < a->groups * K; i++) patch16[i] = (int16_t)patch[i];
         for (int64_t o = 0; o < O; o++) {
             int64_t g = o / Og;
             int64_t gev = 0, aev = 0;
-            int64_t acc = hw_acc_output(patch + g * K, c->w->wz + o * K, K, c->spec, c->corr[o],
+            int64_t acc = hw_acc_output(patch + g * K, c->w->wz + o * K, patch16 ? patch16 + g * K : 0,
+                                        c->w->wz16 ? c->w->wz16 + o * K : 0, K, c->spec, c->corr[o],
                                         c->corr_events[o], abs_sum[g], c->w->wmax[o], &gev, &aev);
             int64_t idx = pix * O + o;
             if (c->acc_out) c->acc_out[idx] = acc;
@@ -172,6 +177,12 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
     int64_t *corr = (int64_t *)malloc((size_t)O * 2 * sizeof(int64_t));
     int32_t *patches = (int32_t *)malloc((size_t)chunks * (size_t)G * (size_t)K * sizeof(int32_t));
     int64_t *abs_sums = (int64_t *)malloc((size_t)chunks * (size_t)G * sizeof(int64_t));
+    int32_t lo = 0, hi = 0;
+    hw_operand_range(args->x_dtype, &lo, &hi);   /* valid: checked above */
+    int32_t sub = acc->input_zero_point == HW_ZP_IN_MAC ? args->x_zero_point : 0;
+    int16_t *patches16 = 0;
+    if (w.wz16 && hw_fits_int16(lo, hi, sub, args->x_zero_point - sub))   /* optional speed-up */
+        patches16 = (int16_t *)malloc((size_t)chunks * (size_t)G * (size_t)K * sizeof(int16_t));
     hw_counter_scratch_t scratch = {0, O};
     int want_counters = counters && (counters->group_events || counters->acc_events ||
                                      counters->out_events || counters->max_abs_acc);
@@ -185,13 +196,14 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
         corr[o] = hw_acc_correction(acc, args->x_zero_point, w.wsum[o], args->bias ? args->bias[o] : 0, &ev);
         corr[O + o] = ev;
     }
-    conv_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + O, K, patches, abs_sums,
-                      want_counters ? &scratch : 0};
+    conv_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + O, K, patches, patches16,
+                      abs_sums, want_counters ? &scratch : 0};
     int used = hw_parallel_for(pixels, args->n_threads, conv_pixels, &ctx);
     if (want_counters) hw_scratch_reduce(&scratch, used, counters);
 done:
     free(scratch.buf);
     free(abs_sums);
+    free(patches16);
     free(patches);
     free(corr);
     hw_weights_free(&w);

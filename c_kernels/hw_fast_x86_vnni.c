@@ -14,38 +14,46 @@
  *            RS  = sum_k a'[m,k],  CS[n] = sum_k w[n,k],  c = 128*[s8] + zx
  *            CC  = bias[n] - c * CS[n] + K * c * zw[n]
  *          (this is sum_k (x - zx)(w - zw) + bias, regrouped; every term exact
- *          mod 2^32).  Needs AVX512_VNNI.
+ *          mod 2^32).  u8 weights are stored as w - 128 (s8) with zero point
+ *          zw - 128, which leaves every (w - zw) unchanged.  Needs AVX512_VNNI
+ *          (zmm tiles) or AVX-VNNI (ymm tiles).
  *  PAIRSAT the x86-avx2 profile: group 2, group_bits 16 saturate, acc 32 wrap,
  *          raw u8 activations (zero point folded, or 0), s8 weights without
  *          zero points.  VPMADDUBSW computes sat16(a[2i]w[2i] + a[2i+1]w[2i+1])
  *          for exactly the documented pairs (2i, 2i+1); VPMADDWD with ones and
- *          VPADDD add the pair sums exactly mod 2^32; CC = bias - zx * CS.
- *          Needs AVX512BW.
+ *          VPADDD (or VPDPWSSD by 1) add the pair sums exactly mod 2^32;
+ *          CC = bias - zx * CS.  Needs AVX512BW (zmm) or AVX2 (ymm).
  *
- * Anything else (s16 activations, u8 weights, narrow saturating accumulators
- * that a bound cannot clear, grouped conv, depthwise) returns 0 and the
- * portable kernel (or another fast path) runs.
+ * Anything else (s16 activations, narrow saturating accumulators that the
+ * bound cannot clear, grouped conv, depthwise) returns 0 and the portable
+ * kernel (or another fast path) runs.
  *
  * Layout: weights are packed once (hw_pack_gemm_b / hw_pack_conv2d_w) into
  * panels of 64 output channels; within a panel, for each k4 = k/4, 256 bytes:
- * four zmm of 16 channels x 4 consecutive k.  Activations are copied per panel
- * of MP rows into a u8 buffer (s8 XOR 0x80 = x + 128; conv: im2col of those
- * rows in (ky, kx, ci) order with padding taps = zx), K padded with zeros to a
- * multiple of 4 (zero weights there, so padding adds nothing).  A 6 x 64 tile
- * lives in 24 zmm accumulators for the whole K loop.
+ * four zmm of 16 channels x 4 consecutive k.  Activations are read in place
+ * when they already are u8 rows of a multiple of 4 bytes (GEMM), or through a
+ * tap offset table into the input with its padding materialised once (conv,
+ * in_c % 4 == 0; s8 flipped to u8, padding taps = zx).  Otherwise (s8 GEMM, K or
+ * in_c not a multiple of 4, weight zero points: row sums needed) each panel of
+ * MP rows is copied into a u8 buffer (conv: im2col of those rows in (ky, kx, ci)
+ * order), K padded with zeros to a multiple of 4 (zero weights there, so the
+ * padding adds nothing).  A 6 x 64 tile lives in 24 zmm accumulators (AVX-512)
+ * or in 12 ymm per 16 columns (AVX-VNNI) for the whole K loop.
  *
  * Epilogue: + CC (and - zw*RS), acc_out (sign-extended), then requantisation
  * vectorised for FLOAT32 / DOUBLE_ROUNDING / SRDHM_HALF_UP / SINGLE_ROUNDING
- * (hw_fast_x86_requant.h), every other scheme through hw_requantize_one.
+ * (hw_fast_x86_requant.h; 256-bit paths: FLOAT32 only), every other scheme
+ * through hw_requantize_one_at.
  *
  * Counters: max_abs_acc and out_events exactly (scalar epilogue when asked);
  * group_events are 0 in EXACT mode; acc_events are 0 when the bound holds.
  * Calls asking for events this file cannot count (acc_events with 32-bit wrap,
  * group_events with PAIRSAT) are declined.
  *
- * Threads: tasks are (row panel, column block) pairs; each output is computed
- * by exactly one task with the same instructions, so bits never depend on
- * n_threads.
+ * Threads: tasks are (row panel, column block) pairs, claimed by one worker
+ * per thread from a shared counter; each output is computed by exactly one task
+ * with the same instructions, so bits never depend on n_threads or on which
+ * worker ran which task.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,15 +72,18 @@ typedef struct {
     uint64_t magic;
     int64_t n, k;          /* logical shape [N, K] */
     int64_t kpad, npad;    /* K rounded up to 4, N rounded up to 64 */
-    int32_t wmin, wmax;    /* range of the weight values */
-    int64_t *colsum;       /* N entries: sum_k w[n, k] (exact) */
+    int32_t wmin, wmax;    /* range of the stored weight values */
+    int32_t wflip;         /* 0x80: u8 weights stored as w - 128 (s8), else 0 */
+    int64_t *colsum;       /* N entries: sum_k of the stored w[n, k] (exact) */
     int8_t *data;          /* npad/64 panels of (kpad/4) x 256 bytes, 64-byte aligned */
 } hw_vnni_packed_t;
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-/* One allocation: header, column sums, aligned panel data. */
-static hw_vnni_packed_t *pack_weights(const int8_t *b, int64_t ldb, int64_t n, int64_t k)
+/* One allocation: header, column sums, aligned panel data.  u8 weights
+ * (flip 0x80) are stored as the s8 value w - 128 that VPDPBUSD takes; the
+ * call then uses the weight zero point zw - 128, so (w - zw) is unchanged. */
+static hw_vnni_packed_t *pack_weights(const uint8_t *b, int64_t ldb, int64_t n, int64_t k, uint8_t flip)
 {
     int64_t kpad = round_up(k, 4), npad = round_up(n, 64);
     if (n <= 0 || k <= 0 || ldb < k || npad > (INT64_MAX / 2) / kpad) return NULL;
@@ -87,33 +98,82 @@ static hw_vnni_packed_t *pack_weights(const int8_t *b, int64_t ldb, int64_t n, i
     p->k = k;
     p->kpad = kpad;
     p->npad = npad;
+    p->wflip = flip;
     p->colsum = (int64_t *)(mem + head);
     uintptr_t d = (uintptr_t)(mem + head + sums);
     p->data = (int8_t *)(d + ((64 - d % 64) % 64));
-    memset(p->data, 0, (size_t)(npad * kpad));
+    /* Within a panel, the 256 bytes of one k4 are simply 64 channels x 4 bytes
+     * (channel jj at 4*jj).  Transposed in blocks of 64 channels x 64 k-bytes,
+     * so both the rows read and the 4 KiB written stay in L1; every word is
+     * written once (zeros past K and for the channels past N). */
+    const uint32_t flip4 = (uint32_t)flip * 0x01010101u;
+    for (int64_t pn = 0; pn < npad / 64; pn++) {
+        uint8_t *panel = (uint8_t *)p->data + pn * kpad * 64;
+        for (int64_t k0 = 0; k0 < kpad; k0 += 64) {
+            const int64_t k1 = k0 + 64 < kpad ? k0 + 64 : kpad;
+            for (int64_t jj = 0; jj < 64; jj++) {
+                const int64_t j = pn * 64 + jj;
+                const uint8_t *row = j < n ? b + j * ldb : b;
+                uint8_t *dst = panel + jj * 4;
+                for (int64_t kk = k0; kk < k1; kk += 4) {
+                    uint32_t word = 0;
+                    if (j < n && kk + 4 <= k) {
+                        memcpy(&word, row + kk, 4);
+                        word ^= flip4;
+                    } else if (j < n) {
+                        uint8_t last[4] = {0, 0, 0, 0};
+                        for (int64_t i = 0; kk + i < k; i++) last[i] = (uint8_t)(row[kk + i] ^ flip);
+                        memcpy(&word, last, 4);
+                    }
+                    memcpy(dst + kk * 64, &word, 4);
+                }
+            }
+        }
+    }
+    /* statistics of the stored s8 values (sum, min, max), in loops simple
+     * enough to vectorise: s8 rows as int8, u8 rows as uint8 minus 128 */
     int32_t wmin = 127, wmax = -128;
     for (int64_t j = 0; j < n; j++) {
-        const int8_t *row = b + j * ldb;
-        int8_t *panel = p->data + (j / 64) * kpad * 64 + ((j % 64) / 16) * 64 + (j % 16) * 4;
-        int64_t s = 0;
-        for (int64_t kk = 0; kk < k; kk++) {
-            int8_t w = row[kk];
-            s += w;
-            if (w < wmin) wmin = w;
-            if (w > wmax) wmax = w;
-            panel[(kk / 4) * 256 + kk % 4] = w;
+        const uint8_t *row = b + j * ldb;
+        int64_t sum = 0;
+        int32_t lo, hi;
+        if (!flip) {
+            const int8_t *r = (const int8_t *)row;
+            int8_t l = 127, h = -128;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = r[kk] < l ? r[kk] : l;
+                h = r[kk] > h ? r[kk] : h;
+            }
+            for (int64_t k0 = 0; k0 < k; k0 += 65536) {   /* int32 partial sums cannot overflow */
+                const int64_t k1 = k0 + 65536 < k ? k0 + 65536 : k;
+                int32_t part = 0;
+                for (int64_t kk = k0; kk < k1; kk++) part += r[kk];
+                sum += part;
+            }
+            lo = l;
+            hi = h;
+        } else {
+            uint8_t l = 255, h = 0;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = row[kk] < l ? row[kk] : l;
+                h = row[kk] > h ? row[kk] : h;
+            }
+            for (int64_t k0 = 0; k0 < k; k0 += 65536) {
+                const int64_t k1 = k0 + 65536 < k ? k0 + 65536 : k;
+                int32_t part = 0;
+                for (int64_t kk = k0; kk < k1; kk++) part += row[kk];
+                sum += part;
+            }
+            sum -= 128 * k;
+            lo = (int32_t)l - 128;
+            hi = (int32_t)h - 128;
         }
-        p->colsum[j] = s;
+        p->colsum[j] = sum;
+        if (lo < wmin) wmin = lo;
+        if (hi > wmax) wmax = hi;
     }
     p->wmin = wmin;
     p->wmax = wmax;
-    return p;
-}
-
-static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k)
-{
-    const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
-    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k) return NULL;
     return p;
 }
 
@@ -128,7 +188,7 @@ void hw_packed_free(void *packed)
 static int pack_supported(void)
 {
 #if defined(__x86_64__)
-    return (hw_active_features() & HW_ISA_AVX512BW) != 0;
+    return (hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2)) != 0;
 #else
     return 0;
 #endif
@@ -140,8 +200,9 @@ hw_status_t hw_pack_gemm_b(const hw_gemm_args_t *args, const hw_accum_spec_t *ac
     if (!packed) return HW_ERR_ARG;
     *packed = NULL;
     if (!args || args->N <= 0 || args->K <= 0 || !args->b || args->ldb < args->K) return HW_ERR_ARG;
-    if (args->b_dtype != HW_DT_S8 || !pack_supported()) return HW_OK;
-    *packed = pack_weights((const int8_t *)args->b, args->ldb, args->N, args->K);
+    if ((args->b_dtype != HW_DT_S8 && args->b_dtype != HW_DT_U8) || !pack_supported()) return HW_OK;
+    *packed = pack_weights((const uint8_t *)args->b, args->ldb, args->N, args->K,
+                           args->b_dtype == HW_DT_U8 ? 0x80 : 0);
     return *packed ? HW_OK : HW_ERR_NOMEM;
 }
 
@@ -153,9 +214,10 @@ hw_status_t hw_pack_conv2d_w(const hw_conv2d_args_t *args, const hw_accum_spec_t
     if (!args || !args->w || args->out_c <= 0 || args->kernel_h <= 0 || args->kernel_w <= 0
         || args->in_c <= 0 || args->groups <= 0 || args->in_c % args->groups != 0)
         return HW_ERR_ARG;
-    if (args->w_dtype != HW_DT_S8 || args->groups != 1 || !pack_supported()) return HW_OK;
+    if ((args->w_dtype != HW_DT_S8 && args->w_dtype != HW_DT_U8) || args->groups != 1 || !pack_supported())
+        return HW_OK;
     int64_t k = args->kernel_h * args->kernel_w * args->in_c;
-    *packed = pack_weights((const int8_t *)args->w, k, args->out_c, k);
+    *packed = pack_weights((const uint8_t *)args->w, k, args->out_c, k, args->w_dtype == HW_DT_U8 ? 0x80 : 0);
     return *packed ? HW_OK : HW_ERR_NOMEM;
 }
 
@@ -180,6 +242,16 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
 #else /* __x86_64__ */
 
 #include <immintrin.h>
+
+/* The caller's handle if it was packed for an [n, k] weight matrix, else NULL
+ * (then the call packs its own copy). */
+static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k, int32_t flip)
+{
+    const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
+    if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k || p->wflip != flip) return NULL;
+    return p;
+}
+
 
 #define HW_TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
@@ -221,9 +293,16 @@ static int32_t zw_of(const problem_t *p, int64_t n)
     return p->zw[p->zw_per_channel ? n : 0];
 }
 
+static int problem_has_zw(const problem_t *p)
+{
+    for (int64_t i = 0; i < p->n; i++)
+        if (zw_of(p, i) != 0) return 1;
+    return 0;
+}
+
 /* *bounded = 1 when no accumulator step can overflow (events are then 0). */
 static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin, int32_t wmax,
-                    uint32_t feats, int *bounded)
+                    uint32_t feats, int *bounded, int *wide)
 {
     *bounded = 0;
     if (p->a_dtype != HW_DT_S8 && p->a_dtype != HW_DT_U8) return MODE_NONE;
@@ -263,12 +342,13 @@ static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin
     int bits = acc->acc_bits < 32 ? acc->acc_bits : 32;
     *bounded = group_exact && total <= ((uint64_t)1 << (bits - 1)) - 1;
 
-    const uint32_t need_vnni = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI;
-    if (group_exact && (feats & need_vnni) == need_vnni) {
-        if (*bounded) return MODE_EXACT;
-        if (acc->acc_bits == 32 && acc->acc_overflow == HW_OVERFLOW_WRAP) return MODE_EXACT;
-    }
-    if ((feats & HW_ISA_AVX512BW) && acc->group == 2 && acc->group_bits == 16
+    const uint32_t vnni512 = HW_ISA_AVX512BW | HW_ISA_AVX512_VNNI, vnni256 = HW_ISA_AVX2 | HW_ISA_AVX_VNNI;
+    *wide = (feats & vnni512) == vnni512;
+    if (group_exact && (*wide || (feats & vnni256) == vnni256)
+        && (*bounded || (acc->acc_bits == 32 && acc->acc_overflow == HW_OVERFLOW_WRAP)))
+        return MODE_EXACT;
+    *wide = (feats & HW_ISA_AVX512BW) != 0;
+    if ((feats & (HW_ISA_AVX512BW | HW_ISA_AVX2)) && acc->group == 2 && acc->group_bits == 16
         && acc->group_overflow == HW_OVERFLOW_SATURATE && acc->acc_bits == 32
         && acc->acc_overflow == HW_OVERFLOW_WRAP && p->a_dtype == HW_DT_U8 && !has_zw
         && (!in_mac || zx == 0)) {
@@ -277,6 +357,28 @@ static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin
     }
     *bounded = 0;
     return MODE_NONE;
+}
+
+/* The packed weights for a call (the caller's handle or a fresh copy in *tmp)
+ * and, for u8 weights, the shifted zero points zw - 128 in *zw_u8 (n entries)
+ * that make the stored w - 128 give the same (w - zw). */
+static const hw_vnni_packed_t *call_weights(const void *w, hw_dtype_t dt, int64_t ldw, const void *handle,
+                                            problem_t *pr, hw_vnni_packed_t **tmp, int32_t **zw_u8)
+{
+    const int32_t flip = dt == HW_DT_U8 ? 0x80 : 0;
+    *tmp = NULL;
+    *zw_u8 = NULL;
+    if (flip) {
+        *zw_u8 = (int32_t *)malloc((size_t)pr->n * sizeof(int32_t));
+        if (!*zw_u8) return NULL;
+        for (int64_t i = 0; i < pr->n; i++) (*zw_u8)[i] = zw_of(pr, i) - 128;
+        pr->zw = *zw_u8;
+        pr->zw_per_channel = 1;
+    }
+    const hw_vnni_packed_t *pk = packed_handle(handle, pr->n, pr->k, flip);
+    if (pk) return pk;
+    *tmp = pack_weights((const uint8_t *)w, ldw, pr->n, pr->k, (uint8_t)flip);
+    return *tmp;
 }
 
 /* ---- requantisation plan ---- */
@@ -371,6 +473,8 @@ static int rq_setup(rq_setup_t *s, const hw_requant_spec_t *rq, hw_dtype_t out_d
 
 typedef struct {
     int mode;
+    int has_vnni;            /* PAIRSAT: VPDPWSSD available */
+    int wide;                /* 1: AVX-512 tiles and epilogue; 0: 256-bit tiles, C epilogue */
     int64_t m, n, k, kpad, nc, n_nb;
     const hw_vnni_packed_t *pk;
     /* activations: GEMM rows or conv im2col rows */
@@ -380,6 +484,14 @@ typedef struct {
     uint8_t flip;            /* 0x80 for s8 (x + 128 as u8), else 0 */
     uint8_t pad_byte;        /* conv padding tap: zx as a' */
     int need_rowsum;
+    /* direct: rows read in place (GEMM: a + m*lda; conv: the padded input at
+     * the output pixel's top-left tap) instead of being copied to abuf */
+    int direct;
+    const uint8_t *src;
+    int64_t src_h, src_w, src_c;   /* conv: padded input geometry */
+    const int64_t *seg_off;        /* segment offsets: one (0) or one per tap */
+    int64_t nseg, seg_k4;
+    int64_t seg_one;
     /* epilogue */
     const int32_t *cc;       /* npad column constants */
     const int32_t *zwcol;    /* npad weight zero points, or NULL */
@@ -390,6 +502,8 @@ typedef struct {
     int scalar_epilogue;
     int64_t *cnt_max;        /* [chunks][n] or NULL */
     int64_t *cnt_ev;         /* [chunks][n] or NULL */
+    int64_t n_tasks;         /* (row panel, column block) pairs, row panel major */
+    int64_t next_task;       /* shared counter the workers claim tasks from */
     uint8_t *abuf;           /* [chunks][MP * kpad] */
     int32_t *rsbuf;          /* [chunks][MP] */
 } job_t;
@@ -442,91 +556,179 @@ static void pack_rows(const job_t *j, int64_t m0, int64_t rows, uint8_t *dst, in
     }
 }
 
-/* 6 x 64 tile, exact u8 x s8 dot products (VPDPBUSD). */
-HW_TGT_VNNI static void tile_dpbusd(const uint8_t *a, int64_t lda, const int8_t *b, int64_t k4n,
-                                    int32_t *c)
-{
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
-    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+/* The register tiles read row r's k4-th group of 4 activation bytes at
+ * rows[r] + seg_off[s] + 4*j for segment s = k4 / seg_k4, j = k4 % seg_k4:
+ * one segment of the whole row for GEMM / im2col rows, one segment per tap
+ * (ky, kx) for a convolution read straight from its (padded) input.  The
+ * packed weights advance continuously, 256 bytes per k4. */
+#define HW_TILE_DECLARE                                                       \
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;    \
+    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;                       \
+    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;                       \
+    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;                       \
+    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;                       \
     __m512i c50 = c00, c51 = c00, c52 = c00, c53 = c00;
-    for (int64_t kk = 0; kk < k4n; kk++) {
-        const int8_t *bk = b + kk * 256;
-        __m512i b0 = _mm512_loadu_si512(bk), b1 = _mm512_loadu_si512(bk + 64);
-        __m512i b2 = _mm512_loadu_si512(bk + 128), b3 = _mm512_loadu_si512(bk + 192);
-        const uint8_t *ak = a + 4 * kk;
-        int32_t v;
-        __m512i av;
-#define HW_ROW(r, x0, x1, x2, x3)                                            \
-        memcpy(&v, ak + (r) * lda, 4);                                       \
-        av = _mm512_set1_epi32(v);                                           \
-        x0 = _mm512_dpbusd_epi32(x0, av, b0);                                \
-        x1 = _mm512_dpbusd_epi32(x1, av, b1);                                \
-        x2 = _mm512_dpbusd_epi32(x2, av, b2);                                \
-        x3 = _mm512_dpbusd_epi32(x3, av, b3);
-        HW_ROW(0, c00, c01, c02, c03)
-        HW_ROW(1, c10, c11, c12, c13)
-        HW_ROW(2, c20, c21, c22, c23)
-        HW_ROW(3, c30, c31, c32, c33)
-        HW_ROW(4, c40, c41, c42, c43)
-        HW_ROW(5, c50, c51, c52, c53)
-#undef HW_ROW
+#define HW_TILE_LOOP(STEP)                                                    \
+    for (int64_t sg = 0; sg < nseg; sg++) {                                   \
+        const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg]; \
+        const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg]; \
+        const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg]; \
+        for (int64_t kk = 0; kk < seg_k4; kk++, b += 256) {                   \
+            __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64); \
+            __m512i b2 = _mm512_loadu_si512(b + 128), b3 = _mm512_loadu_si512(b + 192); \
+            int32_t v;                                                        \
+            __m512i av;                                                       \
+            STEP(a0, c00, c01, c02, c03)                                      \
+            STEP(a1, c10, c11, c12, c13)                                      \
+            STEP(a2, c20, c21, c22, c23)                                      \
+            STEP(a3, c30, c31, c32, c33)                                      \
+            STEP(a4, c40, c41, c42, c43)                                      \
+            STEP(a5, c50, c51, c52, c53)                                      \
+        }                                                                     \
     }
 #define HW_STORE(r, x0, x1, x2, x3)                        \
     _mm512_store_si512((void *)(c + (r) * 64), x0);        \
     _mm512_store_si512((void *)(c + (r) * 64 + 16), x1);   \
     _mm512_store_si512((void *)(c + (r) * 64 + 32), x2);   \
     _mm512_store_si512((void *)(c + (r) * 64 + 48), x3);
-    HW_STORE(0, c00, c01, c02, c03)
-    HW_STORE(1, c10, c11, c12, c13)
-    HW_STORE(2, c20, c21, c22, c23)
-    HW_STORE(3, c30, c31, c32, c33)
-    HW_STORE(4, c40, c41, c42, c43)
+#define HW_TILE_STORE                                      \
+    HW_STORE(0, c00, c01, c02, c03)                        \
+    HW_STORE(1, c10, c11, c12, c13)                        \
+    HW_STORE(2, c20, c21, c22, c23)                        \
+    HW_STORE(3, c30, c31, c32, c33)                        \
+    HW_STORE(4, c40, c41, c42, c43)                        \
     HW_STORE(5, c50, c51, c52, c53)
+
+/* 6 x 64 tile, exact u8 x s8 dot products (VPDPBUSD): 24 zmm accumulators. */
+HW_TGT_VNNI static void tile_dpbusd(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                    int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+#define HW_DOT(ap, x0, x1, x2, x3)                 \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    x0 = _mm512_dpbusd_epi32(x0, av, b0);          \
+    x1 = _mm512_dpbusd_epi32(x1, av, b1);          \
+    x2 = _mm512_dpbusd_epi32(x2, av, b2);          \
+    x3 = _mm512_dpbusd_epi32(x3, av, b3);
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_DOT)
+    HW_TILE_STORE
+#undef HW_DOT
 }
 
 /* 6 x 64 tile, x86-avx2 pair saturation: sat16 pair sums (VPMADDUBSW), then
  * exact widening (VPMADDWD by 1) and wrapping int32 adds. */
-HW_TGT_AVX512 static void tile_maddubs(const uint8_t *a, int64_t lda, const int8_t *b, int64_t k4n,
-                                       int32_t *c)
+HW_TGT_AVX512 static void tile_maddubs(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                       int64_t seg_k4, const int8_t *b, int32_t *c)
 {
     const __m512i ones = _mm512_set1_epi16(1);
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
-    __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    __m512i c40 = c00, c41 = c00, c42 = c00, c43 = c00;
-    __m512i c50 = c00, c51 = c00, c52 = c00, c53 = c00;
-    for (int64_t kk = 0; kk < k4n; kk++) {
-        const int8_t *bk = b + kk * 256;
-        __m512i b0 = _mm512_loadu_si512(bk), b1 = _mm512_loadu_si512(bk + 64);
-        __m512i b2 = _mm512_loadu_si512(bk + 128), b3 = _mm512_loadu_si512(bk + 192);
-        const uint8_t *ak = a + 4 * kk;
-        int32_t v;
-        __m512i av;
 #define HW_PAIR(x, bv) x = _mm512_add_epi32(x, _mm512_madd_epi16(_mm512_maddubs_epi16(av, bv), ones));
-#define HW_ROW(r, x0, x1, x2, x3)                                            \
-        memcpy(&v, ak + (r) * lda, 4);                                       \
-        av = _mm512_set1_epi32(v);                                           \
-        HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
-        HW_ROW(0, c00, c01, c02, c03)
-        HW_ROW(1, c10, c11, c12, c13)
-        HW_ROW(2, c20, c21, c22, c23)
-        HW_ROW(3, c30, c31, c32, c33)
-        HW_ROW(4, c40, c41, c42, c43)
-        HW_ROW(5, c50, c51, c52, c53)
-#undef HW_ROW
+#define HW_PAIRS(ap, x0, x1, x2, x3)               \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_PAIRS)
+    HW_TILE_STORE
+#undef HW_PAIRS
 #undef HW_PAIR
+}
+
+/* 256-bit variants for CPUs without AVX-512: the 6 x 64 tile as eight 6 x 8
+ * column groups (ymm; group h reads bytes 32h..32h+31 of each 256-byte k4
+ * block, i.e. columns 8h..8h+7 of the panel). */
+#define HW_TGT_AVXVNNI __attribute__((target("avx2,avxvnni")))
+#define HW_TGT_AVX2 __attribute__((target("avx2")))
+#define HW_YMM_TILE(STEP)                                                     \
+    for (int h = 0; h < 8; h++) {                                             \
+        __m256i y0 = _mm256_setzero_si256(), y1 = y0, y2 = y0, y3 = y0, y4 = y0, y5 = y0; \
+        const int8_t *bk = b + 32 * h;                                        \
+        for (int64_t sg = 0; sg < nseg; sg++) {                               \
+            const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg]; \
+            const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg]; \
+            const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg]; \
+            for (int64_t kk = 0; kk < seg_k4; kk++, bk += 256) {              \
+                const __m256i bv = _mm256_loadu_si256((const __m256i *)bk);   \
+                int32_t v;                                                    \
+                __m256i av;                                                   \
+                STEP(a0, y0) STEP(a1, y1) STEP(a2, y2) STEP(a3, y3) STEP(a4, y4) STEP(a5, y5) \
+            }                                                                 \
+        }                                                                     \
+        _mm256_storeu_si256((__m256i *)(c + 0 * NR + 8 * h), y0);             \
+        _mm256_storeu_si256((__m256i *)(c + 1 * NR + 8 * h), y1);             \
+        _mm256_storeu_si256((__m256i *)(c + 2 * NR + 8 * h), y2);             \
+        _mm256_storeu_si256((__m256i *)(c + 3 * NR + 8 * h), y3);             \
+        _mm256_storeu_si256((__m256i *)(c + 4 * NR + 8 * h), y4);             \
+        _mm256_storeu_si256((__m256i *)(c + 5 * NR + 8 * h), y5);             \
     }
-    HW_STORE(0, c00, c01, c02, c03)
-    HW_STORE(1, c10, c11, c12, c13)
-    HW_STORE(2, c20, c21, c22, c23)
-    HW_STORE(3, c30, c31, c32, c33)
-    HW_STORE(4, c40, c41, c42, c43)
-    HW_STORE(5, c50, c51, c52, c53)
-#undef HW_STORE
+
+/* AVX-VNNI (VEX VPDPBUSD on ymm): exact u8 x s8 dot products, the tile as
+ * four 6 x 16 column groups in 12 ymm accumulators (group h: bytes 64h..64h+63
+ * of each k4 block = columns 16h..16h+15). */
+HW_TGT_AVXVNNI static void tile_dpbusd_ymm(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                           int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+    for (int h = 0; h < 4; h++) {
+        __m256i y00 = _mm256_setzero_si256(), y01 = y00, y10 = y00, y11 = y00, y20 = y00, y21 = y00;
+        __m256i y30 = y00, y31 = y00, y40 = y00, y41 = y00, y50 = y00, y51 = y00;
+        const int8_t *bk = b + 64 * h;
+        for (int64_t sg = 0; sg < nseg; sg++) {
+            const uint8_t *a0 = rows[0] + seg_off[sg], *a1 = rows[1] + seg_off[sg];
+            const uint8_t *a2 = rows[2] + seg_off[sg], *a3 = rows[3] + seg_off[sg];
+            const uint8_t *a4 = rows[4] + seg_off[sg], *a5 = rows[5] + seg_off[sg];
+            for (int64_t kk = 0; kk < seg_k4; kk++, bk += 256) {
+                const __m256i b0 = _mm256_loadu_si256((const __m256i *)bk);
+                const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bk + 32));
+                int32_t v;
+                __m256i av;
+#define HW_DOT(ap, x0, x1)                         \
+                memcpy(&v, (ap) + 4 * kk, 4);      \
+                av = _mm256_set1_epi32(v);         \
+                x0 = _mm256_dpbusd_avx_epi32(x0, av, b0); \
+                x1 = _mm256_dpbusd_avx_epi32(x1, av, b1);
+                HW_DOT(a0, y00, y01) HW_DOT(a1, y10, y11) HW_DOT(a2, y20, y21)
+                HW_DOT(a3, y30, y31) HW_DOT(a4, y40, y41) HW_DOT(a5, y50, y51)
+#undef HW_DOT
+            }
+        }
+#define HW_ST(r, x0, x1)                                                       \
+        _mm256_storeu_si256((__m256i *)(c + (r) * NR + 16 * h), x0);           \
+        _mm256_storeu_si256((__m256i *)(c + (r) * NR + 16 * h + 8), x1);
+        HW_ST(0, y00, y01) HW_ST(1, y10, y11) HW_ST(2, y20, y21)
+        HW_ST(3, y30, y31) HW_ST(4, y40, y41) HW_ST(5, y50, y51)
+#undef HW_ST
+    }
+}
+
+/* AVX2: x86-avx2 pair saturation, VPMADDUBSW + VPMADDWD(1) + VPADDD on ymm. */
+HW_TGT_AVX2 static void tile_maddubs_ymm(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                         int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+#define HW_PAIRS(ap, y)                            \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm256_set1_epi32(v);                     \
+    y = _mm256_add_epi32(y, _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv), ones));
+    HW_YMM_TILE(HW_PAIRS)
+#undef HW_PAIRS
+}
+
+/* The same pair saturation with VPDPWSSD(acc, pairs, 1) = wrap_32(acc + p0 + p1)
+ * in place of VPMADDWD + VPADDD: one instruction fewer per 64 bytes. */
+HW_TGT_VNNI static void tile_maddubs_dpwssd(const uint8_t *const rows[MR], const int64_t *seg_off, int64_t nseg,
+                                            int64_t seg_k4, const int8_t *b, int32_t *c)
+{
+    const __m512i ones = _mm512_set1_epi16(1);
+#define HW_PAIR(x, bv) x = _mm512_dpwssd_epi32(x, _mm512_maddubs_epi16(av, bv), ones);
+#define HW_PAIRS(ap, x0, x1, x2, x3)               \
+    memcpy(&v, (ap) + 4 * kk, 4);                  \
+    av = _mm512_set1_epi32(v);                     \
+    HW_PAIR(x0, b0) HW_PAIR(x1, b1) HW_PAIR(x2, b2) HW_PAIR(x3, b3)
+    HW_TILE_DECLARE
+    HW_TILE_LOOP(HW_PAIRS)
+    HW_TILE_STORE
+#undef HW_PAIRS
+#undef HW_PAIR
 }
 
 static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
@@ -536,6 +738,75 @@ static void store_out(void *out, hw_dtype_t dt, int64_t idx, int64_t v)
     case HW_DT_U8: ((uint8_t *)out)[idx] = (uint8_t)v; break;
     case HW_DT_S16: ((int16_t *)out)[idx] = (int16_t)v; break;
     default: ((int32_t *)out)[idx] = (int32_t)v; break;
+    }
+}
+
+/* Counters and scalar requantisation of one final accumulator a (output
+ * channel c, flat output index idx); acc_out is written by the caller. */
+static void finish_one(const job_t *j, int ti, int64_t a, int64_t idx, int64_t c)
+{
+    if (j->cnt_max) {
+        int64_t *mx = j->cnt_max + (int64_t)ti * j->n + c;
+        int64_t aa = a < 0 ? -a : a;
+        if (aa > *mx) *mx = aa;
+    }
+    if (j->rq->v.kind == RQV_NONE) return;
+    /* index = flat output position, as hw_requantize_s64 (stochastic rounding) */
+    int changed = 0;
+    int64_t o = hw_requantize_one_at(a, (int32_t)c, (uint64_t)idx, j->rq->spec, &changed);
+    store_out(j->out, j->out_dtype, idx, o);
+    if (j->cnt_ev) j->cnt_ev[(int64_t)ti * j->n + c] += changed != 0;
+}
+
+/* Plain-C epilogue for the 256-bit paths: the same sums mod 2^32. */
+static void epilogue_portable(const job_t *j, int ti, const int32_t *tile, int64_t m0, int64_t rows,
+                              int64_t n0, int64_t ncols, const int32_t *rs)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < ncols; i++) {
+            const int64_t c = n0 + i, idx = (m0 + r) * j->n + c;
+            uint32_t u = (uint32_t)tile[r * NR + i] + (uint32_t)j->cc[c];
+            if (j->zwcol) u -= (uint32_t)j->zwcol[c] * (uint32_t)rs[r];
+            const int64_t a = hw_wrap_s64((int64_t)u, 32);
+            if (j->acc_out) j->acc_out[idx] = a;
+            finish_one(j, ti, a, idx, c);
+        }
+    }
+}
+
+/* 256-bit epilogue: sums mod 2^32, acc_out, and FLOAT32 requantisation
+ * (rounding explicit in VROUNDPS; the int -> float conversion and the multiply
+ * round to nearest even under the default MXCSR, as the scalar C code does). */
+HW_TGT_AVX2 static void epilogue_avx2(const job_t *j, int ti, const int32_t *tile, int64_t m0, int64_t rows,
+                                      int64_t n0, int64_t ncols, const int32_t *rs)
+{
+    (void)ti;
+    const hw_rq_plan_t *p = &j->rq->v;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t s8 = 0; s8 < ncols; s8 += 8) {
+            const int64_t col = n0 + s8, nl = ncols - s8 < 8 ? ncols - s8 : 8, idx = (m0 + r) * j->n + col;
+            __m256i v = _mm256_loadu_si256((const __m256i *)(tile + r * NR + s8));
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)(j->cc + col)));
+            if (j->zwcol)
+                v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(j->zwcol + col)),
+                                                           _mm256_set1_epi32(rs[r])));
+            int32_t lane[8];
+            _mm256_storeu_si256((__m256i *)lane, v);
+            if (j->acc_out)
+                for (int64_t i = 0; i < nl; i++) j->acc_out[idx + i] = lane[i];
+            if (p->kind != RQV_F32) continue;
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(p->scale + col));
+            f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(p->f_lo)), _mm256_set1_ps(p->f_hi));
+            switch (p->f32_rounding) {
+            case HW_ROUND_FLOOR: f = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); break;
+            case HW_ROUND_CEIL: f = _mm256_round_ps(f, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); break;
+            case HW_ROUND_TRUNC: f = _mm256_round_ps(f, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); break;
+            default: f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); break;
+            }
+            /* integral and within [out_min - zp, out_max - zp]: the truncating conversion is exact */
+            _mm256_storeu_si256((__m256i *)lane, _mm256_add_epi32(_mm256_cvttps_epi32(f), _mm256_set1_epi32(p->zp)));
+            for (int64_t i = 0; i < nl; i++) store_out(j->out, j->out_dtype, idx + i, lane[i]);
+        }
     }
 }
 
@@ -564,20 +835,7 @@ HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, 
             if (j->scalar_epilogue) {
                 int32_t lane[16];
                 _mm512_storeu_si512((void *)lane, v);
-                for (int64_t i = 0; i < nl; i++) {
-                    const int64_t a = lane[i], c = col + i;
-                    if (j->cnt_max) {
-                        int64_t *mx = j->cnt_max + (int64_t)ti * n + c;
-                        int64_t aa = a < 0 ? -a : a;
-                        if (aa > *mx) *mx = aa;
-                    }
-                    if (j->rq->v.kind == RQV_NONE) continue;
-                    /* index = flat output position, as hw_requantize_s64 (stochastic rounding) */
-                    int changed = 0;
-                    int64_t o = hw_requantize_one_at(a, (int32_t)c, (uint64_t)(idx + i), j->rq->spec, &changed);
-                    store_out(j->out, j->out_dtype, idx + i, o);
-                    if (j->cnt_ev) j->cnt_ev[(int64_t)ti * n + c] += changed != 0;
-                }
+                for (int64_t i = 0; i < nl; i++) finish_one(j, ti, lane[i], idx + i, col + i);
                 continue;
             }
             if (j->rq->v.kind == RQV_NONE) continue;
@@ -592,30 +850,64 @@ HW_TGT_AVX512 static void epilogue(const job_t *j, int ti, const int32_t *tile, 
     }
 }
 
-HW_TGT_AVX512 static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
+/* Start of row m's activations when they are read in place. */
+static const uint8_t *direct_row(const job_t *j, int64_t m)
 {
-    const job_t *j = (const job_t *)ctx;
+    if (!j->conv) return j->src + m * j->lda;
+    const hw_conv2d_args_t *c = j->conv;
+    int64_t ox = m % c->out_w, t = m / c->out_w, oy = t % c->out_h, b = t / c->out_h;
+    return j->src + ((b * j->src_h + oy * c->stride_h) * j->src_w + ox * c->stride_w) * j->src_c;
+}
+
+/* One worker per thread; workers claim tasks from a shared counter, so a
+ * thread slowed by another process does less of the work.  Which worker runs
+ * a task never changes its bits: every output is computed by one task with the
+ * same instructions, and counters are per-worker integer sums / maxima. */
+static void run_tasks(void *ctx, int64_t begin, int64_t end, int ti)
+{
+    job_t *j = (job_t *)ctx;
+    (void)begin;
+    (void)end;
     uint8_t *abuf = j->abuf + (int64_t)ti * MP * j->kpad;
     int32_t *rs = j->rsbuf + (int64_t)ti * MP;
     int32_t tile[MR * NR] __attribute__((aligned(64)));
     int64_t packed_panel = -1;
-    for (int64_t t = begin; t < end; t++) {
+    for (;;) {
+        const int64_t t = __atomic_fetch_add(&j->next_task, 1, __ATOMIC_RELAXED);
+        if (t >= j->n_tasks) break;
         const int64_t mp = t / j->n_nb, nb = t % j->n_nb;
         const int64_t m0 = mp * MP, rows = j->m - m0 < MP ? j->m - m0 : MP;
-        if (mp != packed_panel) {
+        if (!j->direct && mp != packed_panel) {
             pack_rows(j, m0, rows, abuf, rs);
             packed_panel = mp;
         }
         const int64_t nbeg = nb * j->nc, nend = nbeg + j->nc < j->n ? nbeg + j->nc : j->n;
         for (int64_t r0 = 0; r0 < rows; r0 += MR) {
             const int64_t tr = rows - r0 < MR ? rows - r0 : MR;
+            const uint8_t *rp[MR];
+            for (int64_t i = 0; i < MR; i++)   /* rows past the end repeat the first (discarded) */
+                rp[i] = j->direct ? direct_row(j, m0 + r0 + (i < tr ? i : 0)) : abuf + (r0 + i) * j->kpad;
             for (int64_t p = nbeg; p < nend; p += NR) {
                 const int8_t *bp = j->pk->data + (p / NR) * j->kpad * NR;
+                const int64_t nc = nend - p < NR ? nend - p : NR;
+                if (!j->wide) {
+                    if (j->mode == MODE_EXACT)
+                        tile_dpbusd_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                    else
+                        tile_maddubs_ymm(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                    if (j->scalar_epilogue)
+                        epilogue_portable(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
+                    else
+                        epilogue_avx2(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
+                    continue;
+                }
                 if (j->mode == MODE_EXACT)
-                    tile_dpbusd(abuf + r0 * j->kpad, j->kpad, bp, j->kpad / 4, tile);
+                    tile_dpbusd(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                else if (j->has_vnni)
+                    tile_maddubs_dpwssd(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
                 else
-                    tile_maddubs(abuf + r0 * j->kpad, j->kpad, bp, j->kpad / 4, tile);
-                epilogue(j, ti, tile, m0 + r0, tr, p, nend - p < NR ? nend - p : NR, rs + r0);
+                    tile_maddubs(rp, j->seg_off, j->nseg, j->seg_k4, bp, tile);
+                epilogue(j, ti, tile, m0 + r0, tr, p, nc, rs + r0);
             }
         }
     }
@@ -626,8 +918,8 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
                    hw_dtype_t out_dtype, void *out, int64_t *acc_out, hw_counters_t *counters,
                    int n_threads, const hw_vnni_packed_t *pk)
 {
-    int bounded = 0;
-    int mode = classify(pr, acc, pk->wmin, pk->wmax, hw_active_features(), &bounded);
+    int bounded = 0, wide = 0;
+    int mode = classify(pr, acc, pk->wmin, pk->wmax, hw_active_features(), &bounded, &wide);
     if (mode == MODE_NONE) return 0;
     if (counters) {
         if (counters->acc_events && !bounded) return 0;
@@ -639,6 +931,8 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     const int64_t n = pr->n, npad = pk->npad, kk = pr->k;
     int want_max = counters && counters->max_abs_acc, want_ev = counters && counters->out_events;
     j->mode = mode;
+    j->has_vnni = (hw_active_features() & HW_ISA_AVX512_VNNI) != 0;
+    j->wide = wide;
     j->m = pr->m;
     j->n = n;
     j->k = kk;
@@ -654,15 +948,24 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     j->out_dtype = out_dtype;
     j->out = out;
     j->acc_out = acc_out;
-    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR;
+    j->scalar_epilogue = want_max || want_ev || rqs.v.kind == RQV_SCALAR
+                         || (!wide && rqs.v.kind != RQV_NONE && rqs.v.kind != RQV_F32);
 
     /* Column constants CC[n] = bias - c*CS + K*c*zw (mod 2^32), c = 128*[s8] + zx;
      * PAIRSAT has zw = 0 and c = zx (u8, zx is 0 for IN_MAC). */
     const int64_t c = (pr->a_dtype == HW_DT_S8 ? 128 : 0) + (int64_t)pr->zx;
-    int has_zw = 0;
-    for (int64_t i = 0; i < n; i++) has_zw |= zw_of(pr, i) != 0;
+    int has_zw = problem_has_zw(pr);
     j->need_rowsum = has_zw;
-    const int64_t chunks = hw_parallel_chunks((int64_t)((pr->m + MP - 1) / MP) * j->n_nb, n_threads);
+    if (has_zw || !j->seg_off) {   /* row sums come from the packing pass */
+        j->direct = 0;
+        j->seg_one = 0;
+        j->seg_off = &j->seg_one;
+        j->nseg = 1;
+        j->seg_k4 = pk->kpad / 4;
+    }
+    j->n_tasks = (int64_t)((pr->m + MP - 1) / MP) * j->n_nb;
+    j->next_task = 0;
+    const int64_t chunks = hw_parallel_chunks(j->n_tasks, n_threads);
     size_t cbytes = (size_t)npad * 2 * sizeof(int32_t);
     size_t abytes = (size_t)(chunks * MP * pk->kpad) + 64;
     size_t rbytes = (size_t)(chunks * MP) * sizeof(int32_t);
@@ -692,7 +995,7 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
     j->cnt_max = want_max ? cnt : NULL;
     j->cnt_ev = want_ev ? cnt + chunks * n : NULL;
 
-    int used = hw_parallel_for((int64_t)((pr->m + MP - 1) / MP) * j->n_nb, n_threads, run_tasks, j);
+    int used = hw_parallel_for(chunks, n_threads, run_tasks, j);
 
     if (counters) {
         for (int64_t i = 0; i < n; i++) {
@@ -716,34 +1019,92 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                       const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                       int64_t *acc_out, hw_counters_t *counters)
 {
-    if (!args || !acc || !(hw_active_features() & HW_ISA_AVX512BW)) return 0;
-    if (args->b_dtype != HW_DT_S8 || (args->a_dtype != HW_DT_S8 && args->a_dtype != HW_DT_U8)) return 0;
+    if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
+    if ((args->b_dtype != HW_DT_S8 && args->b_dtype != HW_DT_U8)
+        || (args->a_dtype != HW_DT_S8 && args->a_dtype != HW_DT_U8))
+        return 0;
     if (args->M <= 0 || args->N <= 0 || args->K <= 0 || !args->a || !args->b) return 0;
     if ((rq != NULL) != (out != NULL)) return 0;
     problem_t pr = {args->M, args->N, args->K, args->a_dtype, args->a_zero_point,
                     args->b_zero_point, args->b_zp_per_channel, args->bias};
-    const hw_vnni_packed_t *pk = packed_handle(args->packed_b, args->N, args->K);
-    hw_vnni_packed_t *tmp = NULL;
+    hw_vnni_packed_t *tmp;
+    int32_t *zw_u8;
+    const hw_vnni_packed_t *pk = call_weights(args->b, args->b_dtype, args->ldb, args->packed_b, &pr, &tmp, &zw_u8);
     if (!pk) {
-        tmp = pack_weights((const int8_t *)args->b, args->ldb, args->N, args->K);
-        if (!tmp) return 0;
-        pk = tmp;
+        free(zw_u8);
+        return 0;
     }
     job_t j;
     memset(&j, 0, sizeof(j));
     j.a = (const uint8_t *)args->a;
     j.lda = args->lda;
+    /* u8 rows with K % 4 == 0 are already in the layout the tiles read */
+    if (args->a_dtype == HW_DT_U8 && args->K % 4 == 0) {
+        j.direct = 1;
+        j.src = j.a;
+        j.seg_one = 0;
+        j.seg_off = &j.seg_one;
+        j.nseg = 1;
+        j.seg_k4 = args->K / 4;
+    }
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
     hw_packed_free(tmp);
+    free(zw_u8);
     return done;
+}
+
+/* Read a convolution in place: the input with its padding materialised once
+ * (padding taps = zx as a'; s8 flipped to u8), and one segment per tap (ky, kx)
+ * at offset (ky*dh*Wp + kx*dw)*C from the output pixel's top-left corner.
+ * in_c % 4 == 0, so every k4 group lies inside one tap and the k order is the
+ * documented (ky, kx, ci).  Leaves j->direct = 0 when it cannot. */
+static void direct_conv_setup(job_t *j, const hw_conv2d_args_t *c, uint8_t **padded, int64_t **taps)
+{
+    const int64_t hp = c->in_h + c->pad_top + c->pad_bottom, wp = c->in_w + c->pad_left + c->pad_right;
+    const int64_t ch = c->in_c, ntap = c->kernel_h * c->kernel_w;
+    const int no_pad = !c->pad_top && !c->pad_left && !c->pad_bottom && !c->pad_right;
+    if (hp > ((int64_t)1 << 20) || wp > ((int64_t)1 << 20)) return;
+    int64_t bytes = c->batch * hp * wp * ch;
+    if (bytes > ((int64_t)1 << 32)) return;
+    *taps = (int64_t *)malloc((size_t)ntap * sizeof(int64_t));
+    if (!*taps) return;
+    if (no_pad && !j->flip) {
+        j->src = (const uint8_t *)c->x;
+    } else {
+        *padded = (uint8_t *)malloc((size_t)bytes + 4);
+        if (!*padded) {
+            free(*taps);
+            *taps = NULL;
+            return;
+        }
+        memset(*padded, j->pad_byte, (size_t)bytes);
+        const uint8_t *x = (const uint8_t *)c->x;
+        for (int64_t b = 0; b < c->batch; b++)
+            for (int64_t y = 0; y < c->in_h; y++)
+                copy_flip(*padded + ((b * hp + y + c->pad_top) * wp + c->pad_left) * ch,
+                          x + (b * c->in_h + y) * c->in_w * ch, c->in_w * ch, j->flip);
+        j->src = *padded;
+    }
+    for (int64_t ky = 0; ky < c->kernel_h; ky++)
+        for (int64_t kx = 0; kx < c->kernel_w; kx++)
+            (*taps)[ky * c->kernel_w + kx] = (ky * c->dilation_h * wp + kx * c->dilation_w) * ch;
+    j->src_h = hp;
+    j->src_w = wp;
+    j->src_c = ch;
+    j->seg_off = *taps;
+    j->nseg = ntap;
+    j->seg_k4 = ch / 4;
+    j->direct = 1;
 }
 
 int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
                         const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                         int64_t *acc_out, hw_counters_t *counters)
 {
-    if (!args || !acc || !(hw_active_features() & HW_ISA_AVX512BW)) return 0;
-    if (args->w_dtype != HW_DT_S8 || (args->x_dtype != HW_DT_S8 && args->x_dtype != HW_DT_U8)) return 0;
+    if (!args || !acc || !(hw_active_features() & (HW_ISA_AVX512BW | HW_ISA_AVX2))) return 0;
+    if ((args->w_dtype != HW_DT_S8 && args->w_dtype != HW_DT_U8)
+        || (args->x_dtype != HW_DT_S8 && args->x_dtype != HW_DT_U8))
+        return 0;
     if (args->groups != 1 || !args->x || !args->w || (rq != NULL) != (out != NULL)) return 0;
     if (args->batch <= 0 || args->out_h <= 0 || args->out_w <= 0 || args->out_c <= 0 || args->in_c <= 0
         || args->kernel_h <= 0 || args->kernel_w <= 0)
@@ -755,19 +1116,26 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
     int64_t k = args->kernel_h * args->kernel_w * args->in_c;
     problem_t pr = {args->batch * args->out_h * args->out_w, args->out_c, k, args->x_dtype,
                     args->x_zero_point, args->w_zero_point, args->w_zp_per_channel, args->bias};
-    const hw_vnni_packed_t *pk = packed_handle(args->packed_w, args->out_c, k);
-    hw_vnni_packed_t *tmp = NULL;
+    hw_vnni_packed_t *tmp;
+    int32_t *zw_u8;
+    const hw_vnni_packed_t *pk = call_weights(args->w, args->w_dtype, k, args->packed_w, &pr, &tmp, &zw_u8);
     if (!pk) {
-        tmp = pack_weights((const int8_t *)args->w, k, args->out_c, k);
-        if (!tmp) return 0;
-        pk = tmp;
+        free(zw_u8);
+        return 0;
     }
     job_t j;
     memset(&j, 0, sizeof(j));
     j.conv = args;
     j.pad_byte = (uint8_t)padv;
+    j.flip = args->x_dtype == HW_DT_S8 ? 0x80 : 0;
+    uint8_t *padded = NULL;
+    int64_t *taps = NULL;
+    if (args->in_c % 4 == 0 && !problem_has_zw(&pr)) direct_conv_setup(&j, args, &padded, &taps);
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
+    free(padded);
+    free(taps);
     hw_packed_free(tmp);
+    free(zw_u8);
     return done;
 }
 

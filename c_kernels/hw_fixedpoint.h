@@ -168,6 +168,12 @@ static inline int32_t hw_rdbpot_s32_one(int32_t x, int exponent)
     return (int32_t)hw_round_div_pow2(x, exponent, HW_ROUND_HALF_AWAY, 0, 0);
 }
 
+/* ARM SQADD, 32-bit lanes: sat_32(a + b). */
+static inline int32_t hw_sqadd_s32_one(int32_t a, int32_t b)
+{
+    return (int32_t)hw_sat_s64((int64_t)a + b, 32);
+}
+
 /* ARM SRSHL (rounding shift left by a signed register amount), 32-bit lanes:
  * s >= 0: wrap_32(x * 2^s) (not saturating; SQRSHL would saturate);
  * s <  0: floor((x + 2^(-s-1)) / 2^-s), the rounding constant added at full

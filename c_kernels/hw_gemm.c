@@ -24,6 +24,7 @@ typedef struct {
     const int64_t *corr;          /* [N] correction (bias, folded zero point) */
     const int64_t *corr_events;   /* [N] acc events the correction causes per output */
     int32_t *a_rows;              /* [chunks][K] one converted row per thread */
+    int16_t *a_rows16;            /* the same as int16, or NULL when values may not fit */
     hw_counter_scratch_t *scratch; /* NULL: counters not requested */
 } gemm_ctx_t;
 
@@ -34,6 +35,7 @@ static void gemm_rows(void *p, int64_t begin, int64_t end, int thread)
     const int64_t K = g->K, N = g->N;
     const int32_t zx = c->spec->input_zero_point == HW_ZP_IN_MAC ? g->a_zero_point : 0;
     int32_t *a = c->a_rows + (int64_t)thread * K;
+    int16_t *a16 = c->a_rows16 ? c->a_rows16 + (int64_t)thread * K : 0;
     int64_t *cnt[4] = {0, 0, 0, 0};
     if (c->scratch)
         for (int i = 0; i < 4; i++) cnt[i] = hw_scratch_slot(c->scratch, thread, i);
@@ -45,9 +47,11 @@ static void gemm_rows(void *p, int64_t begin, int64_t end, int thread)
             a[k] = v;
             abs_sum += v < 0 ? -(int64_t)v : v;
         }
+        if (a16)
+            for (int64_t k = 0; k < K; k++) a16[k] = (int16_t)a[k];
         for (int64_t n = 0; n < N; n++) {
             int64_t gev = 0, aev = 0;
-            int64_t acc = hw_acc_output(a, c->w->wz + n * K, K, c->spec, c->corr[n], c->corr_events[n],
+            int64_t acc = hw_acc_output(a, c->w->wz + n * K, a16, c->w->wz16 ? c->w->wz16 + n * K : 0, K, c->spec, c->corr[n], c->corr_events[n],
                                         abs_sum, c->w->wmax[n], &gev, &aev);
             int64_t idx = m * N + n;
             if (c->acc_out) c->acc_out[idx] = acc;
@@ -82,6 +86,11 @@ static hw_status_t gemm_check(const hw_gemm_args_t *g, const hw_accum_spec_t *ac
     if (g->a_zero_point < lo || g->a_zero_point > hi) return HW_ERR_ARG;
     if (!hw_operand_range(g->b_dtype, &lo, &hi)) return HW_ERR_ARG;
     if (g->b_zp_per_channel != 0 && g->b_zp_per_channel != 1) return HW_ERR_ARG;
+    if (g->b_zero_point) {
+        int64_t nz = g->b_zp_per_channel ? g->N : 1;
+        for (int64_t i = 0; i < nz; i++)
+            if (g->b_zero_point[i] < lo || g->b_zero_point[i] > hi) return HW_ERR_ARG;
+    }
     if (g->n_threads < 1) return HW_ERR_ARG;
     return HW_OK;
 }
@@ -94,14 +103,6 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (st != HW_OK) return st;
     st = hw_output_args_check(rq, out_dtype, out, args->N);
     if (st != HW_OK) return st;
-    /* zero points are range-checked by hw_weights_prepare, before any fast path */
-    {
-        int32_t lo = 0, hi = 0;
-        hw_operand_range(args->b_dtype, &lo, &hi);
-        int64_t nz = args->b_zero_point ? (args->b_zp_per_channel ? args->N : 1) : 0;
-        for (int64_t i = 0; i < nz; i++)
-            if (args->b_zero_point[i] < lo || args->b_zero_point[i] > hi) return HW_ERR_ARG;
-    }
     if (hw_gemm_fast(args, acc, rq, out_dtype, out, acc_out, counters)) return HW_OK;
 
     const int64_t M = args->M, N = args->N, K = args->K;
@@ -113,6 +114,12 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
 
     int64_t *corr = (int64_t *)malloc((size_t)N * 2 * sizeof(int64_t));
     int32_t *a_rows = (int32_t *)malloc((size_t)chunks * (size_t)K * sizeof(int32_t));
+    int32_t lo = 0, hi = 0;
+    hw_operand_range(args->a_dtype, &lo, &hi);   /* valid: checked above */
+    int32_t sub = acc->input_zero_point == HW_ZP_IN_MAC ? args->a_zero_point : 0;
+    int16_t *a_rows16 = 0;
+    if (w.wz16 && hw_fits_int16(lo, hi, sub, 0))   /* optional: NULL just means the int32 path */
+        a_rows16 = (int16_t *)malloc((size_t)chunks * (size_t)K * sizeof(int16_t));
     hw_counter_scratch_t scratch = {0, N};
     int want_counters = counters && (counters->group_events || counters->acc_events ||
                                      counters->out_events || counters->max_abs_acc);
@@ -126,12 +133,13 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
         corr[n] = hw_acc_correction(acc, args->a_zero_point, w.wsum[n], args->bias ? args->bias[n] : 0, &ev);
         corr[N + n] = ev;
     }
-    gemm_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + N, a_rows,
+    gemm_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + N, a_rows, a_rows16,
                       want_counters ? &scratch : 0};
     int used = hw_parallel_for(M, args->n_threads, gemm_rows, &ctx);
     if (want_counters) hw_scratch_reduce(&scratch, used, counters);
 done:
     free(scratch.buf);
+    free(a_rows16);
     free(a_rows);
     free(corr);
     hw_weights_free(&w);

@@ -8,28 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw_types.h"
-/* TEMPORARY until the `prims` branch (hw_requantize.h) is merged: without it
- * every call that asks for requantisation reports HW_ERR_UNSUPPORTED. */
-#if defined(__has_include)
-#if __has_include("hw_requantize.h")
 #include "hw_requantize.h"
-#define HW_HAVE_REQUANTIZE 1
-#endif
-#endif
-#ifndef HW_HAVE_REQUANTIZE
-static inline hw_status_t hw_requant_spec_check(const hw_requant_spec_t *spec)
-{
-    (void)spec;
-    return HW_ERR_UNSUPPORTED;
-}
-static inline int64_t hw_requantize_one_at(int64_t acc, int32_t channel, uint64_t index,
-                                           const hw_requant_spec_t *spec, int *changed)
-{
-    (void)acc; (void)channel; (void)index; (void)spec;
-    *changed = 0;
-    return 0;
-}
-#endif
 
 /* a * b into *out when both are >= 0 and the product fits int64 (and size_t
  * for allocations); 0 otherwise. */
@@ -102,9 +81,11 @@ static inline hw_status_t hw_output_args_check(const hw_requant_spec_t *rq, hw_d
 }
 
 /* Weights of one kernel call, converted once: wz[c*K + k] = w[c, k] - zw[c],
- * with wsum[c] = sum_k wz and wmax[c] = max_k |wz|. */
+ * with wsum[c] = sum_k wz and wmax[c] = max_k |wz|; wz16 is an int16 copy of
+ * wz, or NULL when some value does not fit int16. */
 typedef struct {
     int32_t *wz;
+    int16_t *wz16;
     int64_t *wsum;
     int64_t *wmax;
 } hw_weights_t;
@@ -112,9 +93,11 @@ typedef struct {
 static inline void hw_weights_free(hw_weights_t *w)
 {
     free(w->wz);
+    free(w->wz16);
     free(w->wsum);
     free(w->wmax);
     w->wz = 0;
+    w->wz16 = 0;
     w->wsum = 0;
     w->wmax = 0;
 }
@@ -128,6 +111,7 @@ static inline hw_status_t hw_weights_prepare(const void *w, hw_dtype_t dt, int64
     int32_t lo, hi;
     int64_t n;
     out->wz = 0;
+    out->wz16 = 0;
     out->wsum = 0;
     out->wmax = 0;
     if (!hw_operand_range(dt, &lo, &hi)) return HW_ERR_ARG;
@@ -144,6 +128,7 @@ static inline hw_status_t hw_weights_prepare(const void *w, hw_dtype_t dt, int64
         hw_weights_free(out);
         return HW_ERR_NOMEM;
     }
+    int fits16 = 1;
     for (int64_t c = 0; c < rows; c++) {
         int32_t z = zp ? zp[per_channel ? c : 0] : 0;
         int64_t sum = 0, mx = 0;
@@ -157,8 +142,22 @@ static inline hw_status_t hw_weights_prepare(const void *w, hw_dtype_t dt, int64
         }
         out->wsum[c] = sum;
         out->wmax[c] = mx;
+        if (mx > 32767) fits16 = 0;
+    }
+    if (fits16) {
+        out->wz16 = (int16_t *)malloc((size_t)(n / 2));   /* n = rows * K * sizeof(int32_t) */
+        if (out->wz16)   /* without it the kernels still run, on the int32 values */
+            for (int64_t i = 0; i < rows * K; i++) out->wz16[i] = (int16_t)out->wz[i];
     }
     return HW_OK;
+}
+
+/* 1 when every x - sub for x in [lo, hi] (an operand dtype's range, shifted by
+ * the zero point it is stored with) and the padding value fit int16. */
+static inline int hw_fits_int16(int32_t lo, int32_t hi, int32_t sub, int32_t pad)
+{
+    int64_t a = (int64_t)lo - sub, b = (int64_t)hi - sub;
+    return a >= -32767 && b <= 32767 && pad >= -32767 && pad <= 32767;
 }
 
 /* Per-thread counter scratch: 4 arrays of n entries for each of `chunks`

@@ -39,7 +39,10 @@ hw_status_t hw_requantize_s64(const int64_t *acc, int64_t rows, int64_t cols,
 
 /* out[m, n] = requant(sum_k A[m, k] * B[n, k] + bias[n]) under `acc`.
  * rq == NULL: no requantisation, `out` must be NULL.  acc_out (may be NULL)
- * receives the final accumulators [M, N] as int64, sign-extended from acc_bits. */
+ * receives the final accumulators [M, N] as int64, sign-extended from acc_bits.
+ * The exact accumulation order and event counting are in hw_accumulate.h;
+ * requantisation is hw_requantize_one_at with index = the element's flat
+ * row-major position in `out` (so stochastic rounding is thread-independent). */
 hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                     const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
                     int64_t *acc_out, hw_counters_t *counters);

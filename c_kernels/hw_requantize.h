@@ -44,10 +44,15 @@
  */
 #ifndef HW_REQUANTIZE_H
 #define HW_REQUANTIZE_H
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include "hw_fixedpoint.h"
 #include "hw_types.h"
+
+/* FLOAT32 must multiply in float32 exactly once (MLAS, XNNPACK); x87 extended
+ * precision would round differently. */
+_Static_assert(FLT_EVAL_METHOD == 0, "hwsim needs float and double arithmetic evaluated in their own types");
 
 /* Check a requantisation spec once, before any kernel uses it: known scheme,
  * rounding and overflow; n_channels >= 1; the per-channel arrays the scheme

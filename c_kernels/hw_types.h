@@ -40,8 +40,10 @@ typedef enum {
 /* Where the input zero point enters a MAC array. */
 typedef enum {
     HW_ZP_IN_MAC = 0,  /* products are (x - zx) * (w - zw): TFLite reference, SDOT kernels */
-    HW_ZP_FOLDED = 1   /* products are x * (w - zw); -zx * sum_k (w - zw) is added after the
-                          reduction together with the bias (VPMADDUBSW / VPDPBUSD on raw u8) */
+    HW_ZP_FOLDED = 1   /* products are x * (w - zw); -zx * sum_k (w - zw) is computed exactly,
+                          narrowed to acc_bits and added with the bias, before the reduction
+                          when bias_first, after it otherwise (hw_accumulate.h has the exact
+                          order) (VPMADDUBSW / VPDPBUSD on raw u8) */
 } hw_zp_placement_t;
 
 typedef enum {

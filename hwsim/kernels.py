@@ -30,13 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim._native import kernels as _nk
+from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec
-
-# TEMPORARY until the `prims` branch (hwsim/numerics/requant_params.py) is merged.
-try:
-    from hwsim.numerics.requant_params import RequantParams
-except ImportError:  # pragma: no cover
-    RequantParams = None  # type: ignore[assignment,misc]
 
 __all__ = ["gemm", "conv2d", "AccumSpec", "RequantParams", "KernelResult", "KernelCounters"]
 
@@ -163,7 +158,7 @@ def _accum(accum) -> AccumSpec:
 def _requant(requant, n: int):
     if requant is None:
         return None
-    if RequantParams is None or not isinstance(requant, RequantParams):
+    if not isinstance(requant, RequantParams):
         raise ValueError(f"requant: expected a RequantParams, got {type(requant).__name__}")
     if requant.n_channels not in (1, n):
         raise ValueError(
@@ -177,11 +172,11 @@ def _out_dtype(out_dtype, requant) -> np.dtype | None:
         if out_dtype is not None:
             raise ValueError("out_dtype: only meaningful with requant (without it the output is the int64 accumulators)")
         return None
-    if out_dtype is None:
-        bits, signed = requant.out_bits, requant.out_signed
-        if signed:
-            return np.dtype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
-        return np.dtype(np.uint8 if bits <= 8 else np.int32)
+    if out_dtype is None:   # the narrowest dtype that holds [out_min, out_max] (as hwsim.numerics' requantize)
+        for dt in _OUTPUT_DTYPES:
+            lo, hi = _dtype_range(dt)
+            if lo <= requant.out_min and requant.out_max <= hi:
+                return dt
     try:
         dt = np.dtype(out_dtype)
     except TypeError:
@@ -259,8 +254,8 @@ def gemm(
     requant : RequantParams, optional
         Accumulator -> output stage; without it the output is the int64 accumulators.
     out_dtype : numpy dtype, optional
-        Output dtype (int8, uint8, int16, int32); default: the smallest one holding
-        the requantised format.
+        Output dtype (int8, uint8, int16, int32); default: the first of these that
+        holds ``[requant.out_min, requant.out_max]``.
     weight_bits : int, optional
         Declared weight width, e.g. 4 for int4 weights stored in an int8 array
         (values must lie in [-8, 7]); default: the dtype's full width.

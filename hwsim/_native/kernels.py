@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim._native import c_array, check_status, ffi, lib
+from hwsim._native.primitives import requant_spec
 from hwsim.types import AccumSpec, Overflow, ZeroPointPlacement
 
-__all__ = ["OPERAND_DTYPES", "OUTPUT_DTYPES", "NativeResult", "accum_spec", "requant_spec", "gemm", "conv2d"]
+__all__ = ["OPERAND_DTYPES", "OUTPUT_DTYPES", "NativeResult", "accum_spec", "gemm", "conv2d"]
 
 #: numpy dtype -> hw_dtype_t for activations and weights.
 OPERAND_DTYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int16): 2}
@@ -50,29 +51,6 @@ def accum_spec(spec: AccumSpec):
     c.input_zero_point = ZeroPointPlacement(spec.input_zero_point).c_value
     c.bias_first = 1 if spec.bias_first else 0
     return c
-
-
-def requant_spec(params) -> tuple[object, list]:
-    """A ``hw_requant_spec_t *`` for a validated ``RequantParams`` and the
-    arrays it points into (keep them alive for the duration of the call)."""
-    keep = [params.multiplier_array, params.shift_array, params.scale_f32_array, params.scale_f64_array]
-    n = params.n_channels
-    c = ffi.new("hw_requant_spec_t *")
-    c.scheme = params.scheme.c_value
-    c.rounding = params.rounding.c_value
-    c.n_channels = n
-    c.multiplier = c_array(keep[0], "requant.multiplier", np.int32, "const int32_t *", (n,))
-    c.shift = c_array(keep[1], "requant.shift", np.int32, "const int32_t *", (n,))
-    c.scale_f32 = c_array(keep[2], "requant.scale", np.float32, "const float *", (n,))
-    c.scale_f64 = c_array(keep[3], "requant.scale", np.float64, "const double *", (n,))
-    c.zero_point = params.zero_point
-    c.out_min = params.out_min
-    c.out_max = params.out_max
-    c.out_bits = params.out_bits
-    c.out_signed = 1 if params.out_signed else 0
-    c.out_overflow = params.out_overflow.c_value
-    c.seed = params.seed
-    return c, keep
 
 
 def _operand_code(arr: np.ndarray, name: str) -> int:

@@ -159,7 +159,8 @@ class RequantParams:
                 raise ValueError(f"RequantParams.scale: required by scheme {scheme.value}")
             scale = _float_tuple(self.scale, "scale")
             if scheme is RequantScheme.FLOAT32:
-                scale = tuple(float(np.float32(s)) for s in scale)
+                with np.errstate(over="ignore"):         # an overflow is reported below as inf
+                    scale = tuple(float(np.float32(s)) for s in scale)
             for s in scale:
                 if not math.isfinite(s):
                     raise ValueError(f"RequantParams.scale: expected finite scales, got {s}")

@@ -24,12 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hwsim.oracle import primitives, requantize
 from hwsim.types import AccumSpec, Overflow, ZeroPointPlacement
 
 __all__ = [
-    "wrap",
-    "saturate",
-    "narrow",
     "OutputAccumulator",
     "accumulate_output",
     "gemm",
@@ -37,24 +35,13 @@ __all__ = [
     "conv2d_taps",
     "conv_output_size",
     "KernelOracleResult",
+    "requantize_accumulators",
 ]
 
 
-def wrap(value: int, bits: int) -> int:
-    """((value + 2^(bits-1)) mod 2^bits) - 2^(bits-1)."""
-    half = 1 << (bits - 1)
-    return ((value + half) % (1 << bits)) - half
-
-
-def saturate(value: int, bits: int) -> int:
-    """clamp(value, -2^(bits-1), 2^(bits-1) - 1)."""
-    half = 1 << (bits - 1)
-    return max(-half, min(half - 1, value))
-
-
-def narrow(value: int, bits: int, overflow: Overflow) -> int:
-    """Narrow an exact integer to a signed ``bits``-wide format."""
-    return saturate(value, bits) if Overflow(overflow) is Overflow.SATURATE else wrap(value, bits)
+def _narrow(value: int, bits: int, overflow: Overflow) -> int:
+    """Narrow an exact integer to a signed ``bits``-wide format (wrap or saturate)."""
+    return primitives.narrow(value, bits, True, Overflow(overflow))
 
 
 @dataclass
@@ -75,7 +62,7 @@ def accumulate_output(
     events = OutputAccumulator(0, 0, 0)
 
     def acc_narrow(value: int) -> int:
-        narrowed = narrow(value, spec.acc_bits, spec.acc_overflow)
+        narrowed = _narrow(value, spec.acc_bits, spec.acc_overflow)
         events.acc_events += narrowed != value
         return narrowed
 
@@ -88,7 +75,7 @@ def accumulate_output(
     acc = corr if spec.bias_first else 0
     for start in range(0, len(products), spec.group):
         exact = sum(products[start : start + spec.group])
-        group_sum = narrow(exact, spec.group_bits, spec.group_overflow)
+        group_sum = _narrow(exact, spec.group_bits, spec.group_overflow)
         events.group_events += group_sum != exact
         acc = acc_narrow(acc + group_sum)
     if not spec.bias_first:
@@ -100,12 +87,54 @@ def accumulate_output(
 @dataclass
 class KernelOracleResult:
     """Accumulators (nested lists shaped like the kernel's output) and
-    per-output-channel counters (lists of length N / out_c)."""
+    per-output-channel counters (lists of length N / out_c); with ``requant``,
+    also the requantised outputs (same nesting) and out_events."""
 
     accumulators: list
     group_events: list[int]
     acc_events: list[int]
     max_abs_acc: list[int]
+    outputs: list | None = None
+    out_events: list[int] | None = None
+
+
+def requantize_accumulators(accumulators: list, params) -> tuple[list, list[int]]:
+    """Requantise nested accumulator lists (channel = innermost axis) with
+    :func:`hwsim.oracle.requantize.requantize_one`, element index = flat
+    row-major position (what the kernels pass to stochastic rounding).
+    Returns (outputs with the same nesting, out_events per channel)."""
+    flat: list[int] = []
+
+    def flatten(v):
+        if isinstance(v, list):
+            for item in v:
+                flatten(item)
+        else:
+            flat.append(v)
+
+    flatten(accumulators)
+    inner = accumulators
+    while isinstance(inner[0], list):
+        inner = inner[0]
+    n = len(inner)
+    events = [0] * n
+    values = []
+    for i, acc in enumerate(flat):
+        v, changed = requantize.requantize_one(acc, i % n, i, params)
+        values.append(v)
+        events[i % n] += int(changed)
+    it = iter(values)
+
+    def rebuild(v):
+        return [rebuild(item) for item in v] if isinstance(v, list) else next(it)
+
+    return rebuild(accumulators), events
+
+
+def _with_requant(result: KernelOracleResult, requant) -> KernelOracleResult:
+    if requant is not None:
+        result.outputs, result.out_events = requantize_accumulators(result.accumulators, requant)
+    return result
 
 
 def _per_channel(values, n: int, name: str) -> list[int]:
@@ -132,8 +161,9 @@ def _collect(rows: list[list[OutputAccumulator]], n: int) -> tuple[list, list, l
     return accs, group, acc, max_abs
 
 
-def gemm(a, b, *, a_zero_point: int = 0, b_zero_point=0, bias=None, accum: AccumSpec = AccumSpec()):
-    """acc[m][n] for A [M, K] and B [N, K] (one output channel per row of B)."""
+def gemm(a, b, *, a_zero_point: int = 0, b_zero_point=0, bias=None, accum: AccumSpec = AccumSpec(), requant=None):
+    """acc[m][n] for A [M, K] and B [N, K] (one output channel per row of B);
+    with ``requant`` (a RequantParams) also the requantised outputs."""
     a_rows = [[int(v) for v in row] for row in (a.tolist() if hasattr(a, "tolist") else a)]
     b_rows = [[int(v) for v in row] for row in (b.tolist() if hasattr(b, "tolist") else b)]
     n = len(b_rows)
@@ -144,7 +174,7 @@ def gemm(a, b, *, a_zero_point: int = 0, b_zero_point=0, bias=None, accum: Accum
         for a_row in a_rows
     ]
     accs, group, acc, max_abs = _collect(rows, n)
-    return KernelOracleResult(accs, group, acc, max_abs)
+    return _with_requant(KernelOracleResult(accs, group, acc, max_abs), requant)
 
 
 def conv_output_size(size: int, pad_a: int, pad_b: int, kernel: int, dilation: int, stride: int) -> int:
@@ -196,8 +226,10 @@ def conv2d(
     w_zero_point=0,
     bias=None,
     accum: AccumSpec = AccumSpec(),
+    requant=None,
 ):
-    """acc[b][oy][ox][oc] for NHWC x and weights [O, KH, KW, I/groups]."""
+    """acc[b][oy][ox][oc] for NHWC x and weights [O, KH, KW, I/groups]; with
+    ``requant`` (a RequantParams) also the requantised outputs."""
     xl = x.tolist() if hasattr(x, "tolist") else x
     wl = w.tolist() if hasattr(w, "tolist") else w
     out_c = len(wl)
@@ -215,4 +247,4 @@ def conv2d(
     out_h = max(k[1] for k in keys) + 1
     out_w = max(k[2] for k in keys) + 1
     nested = [[[accs[(bi * out_h + oy) * out_w + ox] for ox in range(out_w)] for oy in range(out_h)] for bi in range(batch)]
-    return KernelOracleResult(nested, group, acc, max_abs)
+    return _with_requant(KernelOracleResult(nested, group, acc, max_abs), requant)

@@ -30,18 +30,17 @@ def round_to_binary(r, precision: int, emin: int, emax: int):
     if r == 0:
         return Fraction(0)
     sign = -1 if r < 0 else 1
-    a = abs(r)
-    e = a.numerator.bit_length() - a.denominator.bit_length()   # 2^e <= a < 2^(e+2)
-    while Fraction(2) ** e > a:
+    num, den = abs(r.numerator), r.denominator
+    e = num.bit_length() - den.bit_length()      # floor(log2 |r|) is e or e - 1
+    if (num << max(-e, 0)) < (den << max(e, 0)):
         e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    quantum = Fraction(2) ** (max(e, emin) - (precision - 1))
-    m = P.round_rational(a / quantum, Rounding.HALF_EVEN)
-    v = m * quantum
-    if v >= Fraction(2) ** (emax + 1):
+    q_exp = max(e, emin) - (precision - 1)        # the exponent of one unit in the last place
+    scaled = Fraction(num << max(-q_exp, 0), den << max(q_exp, 0))
+    m = P.round_rational(scaled, Rounding.HALF_EVEN)
+    limit = emax + 1 - q_exp                      # |result| >= 2^(emax+1) <=> m >= 2^limit
+    if limit <= 0 or m >= 1 << limit:
         return sign * math.inf
-    return sign * v
+    return sign * m * Fraction(2) ** q_exp
 
 
 def to_float32(r):

@@ -134,7 +134,11 @@ static int32_t gemmlowp_srdhm(int32_t a, int32_t b) /* transcription of the scal
     return overflow ? INT32_MAX : ab_x2_high32;
 }
 
-static int32_t sqadd32(int32_t a, int32_t b) { return (int32_t)hw_sat_s64((int64_t)a + b, 32); }
+static int32_t sqadd32(int32_t a, int32_t b) /* independent: saturate by comparison */
+{
+    int64_t s = (int64_t)a + b;
+    return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
 
 static void test_fixed_point_ops(void)
 {
@@ -173,6 +177,7 @@ static void test_fixed_point_ops(void)
             int32_t x = (int32_t)edge_vals[i];
             int32_t fixup = (x < 0 && e > 0) ? -1 : 0;
             CHECK_EQ(hw_rdbpot_s32_one(x, e), hw_srshl_s32_one(sqadd32(x, fixup), -e), "fixup x=%d e=%d", x, e);
+            CHECK_EQ(hw_sqadd_s32_one(x, fixup), sqadd32(x, fixup), "sqadd x=%d", x);
             CHECK_EQ(hw_rdbpot_s32_one(x, e), ref_round_div_pow2(x, e, HW_ROUND_HALF_AWAY), "rdbpot x=%d e=%d", x, e);
             CHECK_EQ(hw_srshl_s32_one(x, -e), e ? ref_round_div_pow2(x, e, HW_ROUND_HALF_UP) : x, "srshl x=%d e=%d", x, e);
             CHECK_EQ(hw_sshl_s32_one(x, -e), e ? ref_round_div_pow2(x, e, HW_ROUND_FLOOR) : x, "sshl x=%d e=%d", x, e);

@@ -80,14 +80,31 @@ static inline int64_t hw_acc_reduce(const int32_t *a, const int32_t *w, int64_t 
     const int64_t G = spec->group;
     const int gbits = spec->group_bits, abits = spec->acc_bits;
     const hw_overflow_t govf = spec->group_overflow, aovf = spec->acc_overflow;
-    for (int64_t k = 0; k < K; k += G) {
-        int64_t end = k + G < K ? k + G : K;
-        int64_t s = 0;
-        for (int64_t j = k; j < end; j++) s += (int64_t)a[j] * (int64_t)w[j];
-        int64_t g = hw_narrow_signed(s, gbits, govf);
-        if (g != s) (*group_events)++;
-        acc = hw_acc_add(acc, g, abits, aovf, acc_events);
+    int64_t gev = 0, aev = 0;
+    if (G == 1 && abits <= 62) {
+        /* The common scalar MAC, written out so the compiler keeps it tight:
+         * |acc| < 2^61 and |p| <= 2^32, so acc + p cannot leave int64 and
+         * hw_acc_add's overflow recovery is not needed (same result). */
+        for (int64_t k = 0; k < K; k++) {
+            int64_t p = (int64_t)a[k] * (int64_t)w[k];
+            int64_t g = hw_narrow_signed(p, gbits, govf);
+            gev += g != p;
+            int64_t s = acc + g;
+            acc = hw_narrow_signed(s, abits, aovf);
+            aev += acc != s;
+        }
+    } else {
+        for (int64_t k = 0; k < K; k += G) {
+            int64_t end = k + G < K ? k + G : K;
+            int64_t s = 0;
+            for (int64_t j = k; j < end; j++) s += (int64_t)a[j] * (int64_t)w[j];
+            int64_t g = hw_narrow_signed(s, gbits, govf);
+            gev += g != s;
+            acc = hw_acc_add(acc, g, abits, aovf, &aev);
+        }
     }
+    *group_events += gev;
+    *acc_events += aev;
     return acc;
 }
 
@@ -119,9 +136,9 @@ static inline int64_t hw_acc_product_bound(int64_t abs_a_sum, int64_t max_abs_w)
 }
 
 /* 1 when no step of hw_acc_reduce starting from `start` can change a value,
- * given the product bound p (>= 0): then the reduction equals start + the
- * exact dot product with no events.  Needs p <= max(group_bits) and
- * |start| + p <= max(acc_bits). */
+ * given the product bound p of the stretch (-1 = unbounded): then the
+ * reduction equals start + the exact dot product with no events.  Needs
+ * p <= max(group_bits) and |start| + p <= max(acc_bits). */
 static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t p, int64_t start)
 {
     if (p < 0 || p > hw_max_s(spec->group_bits)) return 0;
@@ -131,23 +148,76 @@ static inline int hw_acc_bound_safe(const hw_accum_spec_t *spec, int64_t p, int6
     return abs_start + p <= hw_max_s(spec->acc_bits);
 }
 
+/* ---- one output, with the proofs that let whole stretches run exactly ----
+ *
+ * Saturation and wrap-around make the order of steps part of the result, so
+ * the reference runs step by step -- except where a bound proves that no step
+ * of a stretch can change a value.  Over a stretch of k with
+ * B = sum_k |a_k| * max_k |w_k| (a bound on every group sum and on every partial
+ * sum of products in it), |acc| + B <= max(acc_bits) and B <= max(group_bits)
+ * mean the stretch equals acc + the exact dot product, with no events.  The
+ * whole row is tried first, then blocks of HW_ACC_BLOCK steps (a multiple of
+ * every group size, so blocks never split a group). */
+#define HW_ACC_BLOCK 64
+
+/* The activation side of one output: K values a_k (x - zx, or raw x for
+ * FOLDED), an optional int16 copy, sum_k |a_k| and the same sum per block. */
+typedef struct {
+    const int32_t *v;
+    const int16_t *v16;         /* NULL when some value does not fit int16 */
+    int64_t abs_sum;
+    const int64_t *block_abs;   /* [ceil(K / HW_ACC_BLOCK)] */
+} hw_acc_row_t;
+
+/* The weight side: K values w_k - zw, an optional int16 copy, max_k |w_k - zw|. */
+typedef struct {
+    const int32_t *v;
+    const int16_t *v16;
+    int64_t max_abs;
+} hw_acc_wrow_t;
+
+/* Fill abs_sum and block_abs (caller-owned, ceil(K / HW_ACC_BLOCK) entries). */
+static inline void hw_acc_row_stats(const int32_t *v, int64_t K, int64_t *block_abs, int64_t *abs_sum)
+{
+    int64_t total = 0;
+    for (int64_t k0 = 0, b = 0; k0 < K; k0 += HW_ACC_BLOCK, b++) {
+        int64_t k1 = k0 + HW_ACC_BLOCK < K ? k0 + HW_ACC_BLOCK : K, s = 0;
+        for (int64_t k = k0; k < k1; k++) s += v[k] < 0 ? -(int64_t)v[k] : v[k];
+        block_abs[b] = s;
+        total += s;
+    }
+    *abs_sum = total;
+}
+
+/* acc + the exact dot product of a[k0..k1) and w[k0..k1), given its bound p. */
+static inline int64_t hw_acc_stretch_exact(const hw_acc_row_t *a, const hw_acc_wrow_t *w, int64_t k0, int64_t k1,
+                                           int64_t p, int64_t acc)
+{
+    if (a->v16 && w->v16 && p <= INT32_MAX) return acc + hw_acc_dot_exact16(a->v16 + k0, w->v16 + k0, k1 - k0);
+    return acc + hw_acc_dot_exact(a->v + k0, w->v + k0, k1 - k0);
+}
+
 /* The final accumulator of one output (see the top of this file).
- * corr from hw_acc_correction; corr_events = the acc events it caused.
- * a16 / w16: int16 copies of a / w, or NULL when the values do not fit int16
- * (only used to speed up the exact case). */
-static inline int64_t hw_acc_output(const int32_t *a, const int32_t *w, const int16_t *a16, const int16_t *w16,
-                                    int64_t K, const hw_accum_spec_t *spec, int64_t corr, int64_t corr_events,
-                                    int64_t abs_a_sum, int64_t max_abs_w,
+ * corr from hw_acc_correction; corr_events = the acc events it caused. */
+static inline int64_t hw_acc_output(const hw_acc_row_t *a, const hw_acc_wrow_t *w, int64_t K,
+                                    const hw_accum_spec_t *spec, int64_t corr, int64_t corr_events,
                                     int64_t *group_events, int64_t *acc_events)
 {
-    int64_t start = spec->bias_first ? corr : 0;
-    int64_t p = hw_acc_product_bound(abs_a_sum, max_abs_w);
-    int64_t acc;
+    int64_t acc = spec->bias_first ? corr : 0;
+    int64_t p = hw_acc_product_bound(a->abs_sum, w->max_abs);
     *acc_events += corr_events;
-    if (hw_acc_bound_safe(spec, p, start))
-        acc = start + (a16 && w16 && p <= INT32_MAX ? hw_acc_dot_exact16(a16, w16, K) : hw_acc_dot_exact(a, w, K));
-    else
-        acc = hw_acc_reduce(a, w, K, spec, start, group_events, acc_events);
+    if (hw_acc_bound_safe(spec, p, acc)) {
+        acc = hw_acc_stretch_exact(a, w, 0, K, p, acc);
+    } else {
+        for (int64_t k0 = 0, b = 0; k0 < K; k0 += HW_ACC_BLOCK, b++) {
+            int64_t k1 = k0 + HW_ACC_BLOCK < K ? k0 + HW_ACC_BLOCK : K;
+            int64_t pb = hw_acc_product_bound(a->block_abs[b], w->max_abs);
+            if (hw_acc_bound_safe(spec, pb, acc))
+                acc = hw_acc_stretch_exact(a, w, k0, k1, pb, acc);
+            else
+                acc = hw_acc_reduce(a->v + k0, w->v + k0, k1 - k0, spec, acc, group_events, acc_events);
+        }
+    }
     if (!spec->bias_first)
         acc = hw_acc_add(acc, corr, spec->acc_bits, spec->acc_overflow, acc_events);
     return acc;

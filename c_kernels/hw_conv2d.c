@@ -34,20 +34,20 @@ typedef struct {
     int64_t K;                     /* kernel_h * kernel_w * Cg */
     int32_t *patches;              /* [chunks][groups * K]: one pixel's taps, per group */
     int16_t *patches16;            /* the same as int16, or NULL when values may not fit */
-    int64_t *abs_sums;             /* [chunks][groups] */
+    int64_t *abs_sums;             /* [chunks][groups] sums of |patch| */
+    int64_t *blocks;               /* [chunks][groups][n_blocks] per-block sums of |patch| */
+    int64_t n_blocks;              /* ceil(K / HW_ACC_BLOCK) */
     hw_counter_scratch_t *scratch;
 } conv_ctx_t;
 
 /* Gather the taps of output pixel (b, oy, ox) into patch[g * K + k] (value
- * x - zx for IN_MAC, raw x for FOLDED; padding = zx before that subtraction)
- * and abs_sum[g] = sum_k |patch[g * K + k]|. */
-static void gather_patch(const conv_ctx_t *c, int64_t b, int64_t oy, int64_t ox, int32_t *patch, int64_t *abs_sum)
+ * x - zx for IN_MAC, raw x for FOLDED; padding = zx before that subtraction). */
+static void gather_patch(const conv_ctx_t *c, int64_t b, int64_t oy, int64_t ox, int32_t *patch)
 {
     const hw_conv2d_args_t *a = c->args;
     const int64_t C = a->in_c, Cg = C / a->groups, K = c->K;
     const int32_t sub = c->spec->input_zero_point == HW_ZP_IN_MAC ? a->x_zero_point : 0;
     const int32_t pad_value = a->x_zero_point - sub;
-    for (int64_t g = 0; g < a->groups; g++) abs_sum[g] = 0;
     for (int64_t ky = 0; ky < a->kernel_h; ky++) {
         int64_t iy = oy * a->stride_h - a->pad_top + ky * a->dilation_h;
         for (int64_t kx = 0; kx < a->kernel_w; kx++) {
@@ -57,9 +57,7 @@ static void gather_patch(const conv_ctx_t *c, int64_t b, int64_t oy, int64_t ox,
             int64_t tap = (ky * a->kernel_w + kx) * Cg;
             for (int64_t ci = 0; ci < C; ci++) {
                 int32_t v = inside ? hw_load_operand(a->x, a->x_dtype, base + ci) - sub : pad_value;
-                int64_t g = ci / Cg;
-                patch[g * K + tap + ci % Cg] = v;
-                abs_sum[g] += v < 0 ? -(int64_t)v : v;
+                patch[(ci / Cg) * K + tap + ci % Cg] = v;
             }
         }
     }
@@ -72,6 +70,7 @@ static void conv_pixels(void *p, int64_t begin, int64_t end, int thread)
     const int64_t K = c->K, O = a->out_c, Og = O / a->groups;
     int32_t *patch = c->patches + (int64_t)thread * a->groups * K;
     int16_t *patch16 = c->patches16 ? c->patches16 + (int64_t)thread * a->groups * K : 0;
+    int64_t *blocks = c->blocks + (int64_t)thread * a->groups * c->n_blocks;
     int64_t *abs_sum = c->abs_sums + (int64_t)thread * a->groups;
     int64_t *cnt[4] = {0, 0, 0, 0};
     if (c->scratch)
@@ -79,15 +78,17 @@ static void conv_pixels(void *p, int64_t begin, int64_t end, int thread)
 
     for (int64_t pix = begin; pix < end; pix++) {
         int64_t ox = pix % a->out_w, oy = (pix / a->out_w) % a->out_h, b = pix / (a->out_w * a->out_h);
-        gather_patch(c, b, oy, ox, patch, abs_sum);
+        gather_patch(c, b, oy, ox, patch);
         if (patch16)
             for (int64_t i = 0; i < a->groups * K; i++) patch16[i] = (int16_t)patch[i];
+        for (int64_t g = 0; g < a->groups; g++)
+            hw_acc_row_stats(patch + g * K, K, blocks + g * c->n_blocks, abs_sum + g);
         for (int64_t o = 0; o < O; o++) {
             int64_t g = o / Og;
             int64_t gev = 0, aev = 0;
-            int64_t acc = hw_acc_output(patch + g * K, c->w->wz + o * K, patch16 ? patch16 + g * K : 0,
-                                        c->w->wz16 ? c->w->wz16 + o * K : 0, K, c->spec, c->corr[o],
-                                        c->corr_events[o], abs_sum[g], c->w->wmax[o], &gev, &aev);
+            hw_acc_row_t row = {patch + g * K, patch16 ? patch16 + g * K : 0, abs_sum[g], blocks + g * c->n_blocks};
+            hw_acc_wrow_t wrow = {c->w->wz + o * K, c->w->wz16 ? c->w->wz16 + o * K : 0, c->w->wmax[o]};
+            int64_t acc = hw_acc_output(&row, &wrow, K, c->spec, c->corr[o], c->corr_events[o], &gev, &aev);
             int64_t idx = pix * O + o;
             if (c->acc_out) c->acc_out[idx] = acc;
             int changed = 0;
@@ -177,6 +178,8 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
     int64_t *corr = (int64_t *)malloc((size_t)O * 2 * sizeof(int64_t));
     int32_t *patches = (int32_t *)malloc((size_t)chunks * (size_t)G * (size_t)K * sizeof(int32_t));
     int64_t *abs_sums = (int64_t *)malloc((size_t)chunks * (size_t)G * sizeof(int64_t));
+    const int64_t n_blocks = (K + HW_ACC_BLOCK - 1) / HW_ACC_BLOCK;
+    int64_t *blocks = (int64_t *)malloc((size_t)chunks * (size_t)G * (size_t)n_blocks * sizeof(int64_t));
     int32_t lo = 0, hi = 0;
     hw_operand_range(args->x_dtype, &lo, &hi);   /* valid: checked above */
     int32_t sub = acc->input_zero_point == HW_ZP_IN_MAC ? args->x_zero_point : 0;
@@ -187,7 +190,7 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
     int want_counters = counters && (counters->group_events || counters->acc_events ||
                                      counters->out_events || counters->max_abs_acc);
     if (want_counters) scratch.buf = (int64_t *)calloc((size_t)chunks * 4 * (size_t)O, sizeof(int64_t));
-    if (!corr || !patches || !abs_sums || (want_counters && !scratch.buf)) {
+    if (!corr || !patches || !abs_sums || !blocks || (want_counters && !scratch.buf)) {
         st = HW_ERR_NOMEM;
         goto done;
     }
@@ -197,11 +200,12 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
         corr[O + o] = ev;
     }
     conv_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + O, K, patches, patches16,
-                      abs_sums, want_counters ? &scratch : 0};
+                      abs_sums, blocks, n_blocks, want_counters ? &scratch : 0};
     int used = hw_parallel_for(pixels, args->n_threads, conv_pixels, &ctx);
     if (want_counters) hw_scratch_reduce(&scratch, used, counters);
 done:
     free(scratch.buf);
+    free(blocks);
     free(abs_sums);
     free(patches16);
     free(patches);

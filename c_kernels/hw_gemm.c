@@ -25,6 +25,8 @@ typedef struct {
     const int64_t *corr_events;   /* [N] acc events the correction causes per output */
     int32_t *a_rows;              /* [chunks][K] one converted row per thread */
     int16_t *a_rows16;            /* the same as int16, or NULL when values may not fit */
+    int64_t *blocks;              /* [chunks][n_blocks] per-block sums of |a_k| */
+    int64_t n_blocks;             /* ceil(K / HW_ACC_BLOCK) */
     hw_counter_scratch_t *scratch; /* NULL: counters not requested */
 } gemm_ctx_t;
 
@@ -36,23 +38,21 @@ static void gemm_rows(void *p, int64_t begin, int64_t end, int thread)
     const int32_t zx = c->spec->input_zero_point == HW_ZP_IN_MAC ? g->a_zero_point : 0;
     int32_t *a = c->a_rows + (int64_t)thread * K;
     int16_t *a16 = c->a_rows16 ? c->a_rows16 + (int64_t)thread * K : 0;
+    int64_t *blocks = c->blocks + (int64_t)thread * c->n_blocks;
     int64_t *cnt[4] = {0, 0, 0, 0};
     if (c->scratch)
         for (int i = 0; i < 4; i++) cnt[i] = hw_scratch_slot(c->scratch, thread, i);
 
     for (int64_t m = begin; m < end; m++) {
-        int64_t abs_sum = 0;
-        for (int64_t k = 0; k < K; k++) {
-            int32_t v = hw_load_operand(g->a, g->a_dtype, m * g->lda + k) - zx;
-            a[k] = v;
-            abs_sum += v < 0 ? -(int64_t)v : v;
-        }
+        for (int64_t k = 0; k < K; k++) a[k] = hw_load_operand(g->a, g->a_dtype, m * g->lda + k) - zx;
         if (a16)
             for (int64_t k = 0; k < K; k++) a16[k] = (int16_t)a[k];
+        hw_acc_row_t row = {a, a16, 0, blocks};
+        hw_acc_row_stats(a, K, blocks, &row.abs_sum);
         for (int64_t n = 0; n < N; n++) {
             int64_t gev = 0, aev = 0;
-            int64_t acc = hw_acc_output(a, c->w->wz + n * K, a16, c->w->wz16 ? c->w->wz16 + n * K : 0, K, c->spec, c->corr[n], c->corr_events[n],
-                                        abs_sum, c->w->wmax[n], &gev, &aev);
+            hw_acc_wrow_t wrow = {c->w->wz + n * K, c->w->wz16 ? c->w->wz16 + n * K : 0, c->w->wmax[n]};
+            int64_t acc = hw_acc_output(&row, &wrow, K, c->spec, c->corr[n], c->corr_events[n], &gev, &aev);
             int64_t idx = m * N + n;
             if (c->acc_out) c->acc_out[idx] = acc;
             int changed = 0;
@@ -120,11 +120,13 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     int16_t *a_rows16 = 0;
     if (w.wz16 && hw_fits_int16(lo, hi, sub, 0))   /* optional: NULL just means the int32 path */
         a_rows16 = (int16_t *)malloc((size_t)chunks * (size_t)K * sizeof(int16_t));
+    const int64_t n_blocks = (K + HW_ACC_BLOCK - 1) / HW_ACC_BLOCK;
+    int64_t *blocks = (int64_t *)malloc((size_t)chunks * (size_t)n_blocks * sizeof(int64_t));
     hw_counter_scratch_t scratch = {0, N};
     int want_counters = counters && (counters->group_events || counters->acc_events ||
                                      counters->out_events || counters->max_abs_acc);
     if (want_counters) scratch.buf = (int64_t *)calloc((size_t)chunks * 4 * (size_t)N, sizeof(int64_t));
-    if (!corr || !a_rows || (want_counters && !scratch.buf)) {
+    if (!corr || !a_rows || !blocks || (want_counters && !scratch.buf)) {
         st = HW_ERR_NOMEM;
         goto done;
     }
@@ -133,12 +135,13 @@ hw_status_t hw_gemm(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
         corr[n] = hw_acc_correction(acc, args->a_zero_point, w.wsum[n], args->bias ? args->bias[n] : 0, &ev);
         corr[N + n] = ev;
     }
-    gemm_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + N, a_rows, a_rows16,
-                      want_counters ? &scratch : 0};
+    gemm_ctx_t ctx = {args, acc, rq, out_dtype, out, acc_out, &w, corr, corr + N, a_rows, a_rows16, blocks,
+                      n_blocks, want_counters ? &scratch : 0};
     int used = hw_parallel_for(M, args->n_threads, gemm_rows, &ctx);
     if (want_counters) hw_scratch_reduce(&scratch, used, counters);
 done:
     free(scratch.buf);
+    free(blocks);
     free(a_rows16);
     free(a_rows);
     free(corr);

@@ -235,16 +235,18 @@ def conv2d(
     out_c = len(wl)
     zw = _per_channel(w_zero_point, out_c, "w_zero_point")
     bias_v = _per_channel(bias, out_c, "bias")
-    flat: dict[tuple[int, int, int], list[OutputAccumulator]] = {}
-    for (bi, oy, ox, oc), taps in conv2d_taps(
-        xl, wl, stride=stride, dilation=dilation, padding=padding, groups=groups, x_zero_point=int(x_zero_point)
-    ):
-        flat.setdefault((bi, oy, ox), []).append(accumulate_output(taps, int(x_zero_point), zw[oc], bias_v[oc], accum))
-    pixels = list(flat.values())
+    # conv2d_taps yields outputs in NHWC order, so consecutive runs of out_c outputs are the pixels
+    outputs = [
+        accumulate_output(taps, int(x_zero_point), zw[oc], bias_v[oc], accum)
+        for (_, _, _, oc), taps in conv2d_taps(
+            xl, wl, stride=stride, dilation=dilation, padding=padding, groups=groups, x_zero_point=int(x_zero_point)
+        )
+    ]
+    pixels = [outputs[i : i + out_c] for i in range(0, len(outputs), out_c)]
     accs, group, acc, max_abs = _collect(pixels, out_c)
-    batch = len(xl)
-    keys = list(flat.keys())
-    out_h = max(k[1] for k in keys) + 1
-    out_w = max(k[2] for k in keys) + 1
-    nested = [[[accs[(bi * out_h + oy) * out_w + ox] for ox in range(out_w)] for oy in range(out_h)] for bi in range(batch)]
+    out_h = conv_output_size(len(xl[0]), padding[0], padding[2], len(wl[0]), dilation[0], stride[0])
+    out_w = conv_output_size(len(xl[0][0]), padding[1], padding[3], len(wl[0][0]), dilation[1], stride[1])
+    nested = [
+        [[accs[(bi * out_h + oy) * out_w + ox] for ox in range(out_w)] for oy in range(out_h)] for bi in range(len(xl))
+    ]
     return _with_requant(KernelOracleResult(nested, group, acc, max_abs), requant)

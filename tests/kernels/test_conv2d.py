@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_cases import FOLDED, IN_MAC, SAT, WRAP, all_specs, check_conv, edge_array, spec_id
+from kernel_cases import FOLDED, IN_MAC, SAT, all_specs, check_conv, edge_array, spec_id
 
 from hwsim import kernels
 from hwsim.types import AccumSpec
@@ -135,3 +135,16 @@ def test_conv_matches_oracle_property(case):
     check_conv(edge_array(rng, xs, x_dt), edge_array(rng, ws, w_dt), spec=spec, stride=stride, dilation=dilation,
                padding=pad, groups=groups, x_zero_point=int(rng.integers(info_x.min, int(info_x.max) + 1)),
                bias=edge_array(rng, (ws[0],), np.int32))
+
+
+@pytest.mark.parametrize("spec", [s for s in all_specs() if s.acc_bits in (16, 24)][::4], ids=spec_id)
+def test_long_taps_with_exact_and_overflowing_blocks(spec):
+    # K = 3 * 3 * 40 = 360 per group (6 blocks of 64): mostly tiny values, a few extreme channels,
+    # so some blocks run exactly and others overflow; padding taps hold zx = 0 here.
+    rng = np.random.default_rng(zlib.crc32(spec_id(spec).encode()))
+    x = rng.integers(-3, 4, size=(1, 3, 3, 80)).astype(np.int16)
+    x[..., [5, 6, 47]] = edge_array(rng, (1, 3, 3, 3), np.int16)
+    w = rng.integers(-3, 4, size=(4, 3, 3, 40)).astype(np.int8)
+    w[..., 5:8] = edge_array(rng, (4, 3, 3, 3), np.int8)
+    _, o = check_conv(x, w, spec=spec, groups=2, padding=1, bias=edge_array(rng, (4,), np.int32))
+    assert sum(o.acc_events) + sum(o.group_events) > 0

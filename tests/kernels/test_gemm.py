@@ -233,3 +233,39 @@ def test_int16_operands_beyond_int32_sum():
     acc, cnt = _gemm1(a, b, AccumSpec(acc_bits=32), a_dtype=np.int16, b_dtype=np.int16)
     assert acc == -262140
     assert cnt.acc_events.tolist() == [1]   # only the step from 2147352578 to 3221028867 wraps
+
+
+def _bursty(rng, shape, dtype, burst_blocks):
+    """Small values (|v| <= 3) except in the given 64-wide k blocks, which hold
+    extremes: rows where some blocks provably cannot overflow and others do."""
+    info = np.iinfo(dtype)
+    v = rng.integers(max(-3, int(info.min)), 4, size=shape).astype(np.int64)
+    for blk in burst_blocks:
+        sl = v[..., blk * 64 : blk * 64 + 64]
+        sl[...] = edge_array(rng, sl.shape, dtype)
+    return v.astype(dtype)
+
+
+@pytest.mark.parametrize("spec", [s for s in all_specs() if s.acc_bits in (16, 24)], ids=spec_id)
+def test_long_rows_with_exact_and_overflowing_blocks(spec):
+    # K = 333 spans 6 blocks of 64 steps; bursts in blocks 1 and 4 overflow, the rest must run exactly
+    # after the accumulator has been pushed to (or wrapped from) its limit.
+    rng = np.random.default_rng(zlib.crc32(spec_id(spec).encode()))
+    a = _bursty(rng, (2, 333), np.int16, [1, 4])
+    b = _bursty(rng, (3, 333), np.int8, [1])
+    res, o = check_gemm(a, b, spec=spec, bias=edge_array(rng, (3,), np.int32))
+    assert sum(o.acc_events) + sum(o.group_events) > 0
+
+
+@pytest.mark.parametrize("overflow", [WRAP, SAT])
+def test_exhaustive_int4_pairs_in_narrow_stages(overflow):
+    # Every (a0, a1) x (w0, w1) of int4 values (65536 outputs): pairs summed in 7 bits, accumulated in
+    # 8 bits (bias 100 first), so both stages overflow on many inputs and stay exact on the rest.
+    vals = np.arange(-8, 8, dtype=np.int8)
+    pairs = np.stack(np.meshgrid(vals, vals, indexing="ij"), axis=-1).reshape(-1, 2)
+    spec = AccumSpec(group=2, group_bits=7, group_overflow=overflow, acc_bits=8, acc_overflow=overflow,
+                     bias_first=True)
+    bias = np.full(len(pairs), 100, dtype=np.int32)
+    res, o = check_gemm(np.ascontiguousarray(pairs), np.ascontiguousarray(pairs), spec=spec, bias=bias,
+                        weight_bits=4)
+    assert 0 < sum(o.group_events) < pairs.shape[0] ** 2

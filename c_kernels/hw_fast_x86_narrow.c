@@ -244,54 +244,6 @@ NW_INLINE void nw_s32_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, int3
         }
 }
 
-/* Exact block: acc[r][c] += sum over k in [k0, k1) (quads of 4 consecutive k
- * within one segment) of VPDPBUSD(x_u8 quad, w' quad), minus corr[c] (the
- * zero-point / +128 correction c * sum_k w' for this block).  Every
- * intermediate is exact mod 2^32 and the guard bounds the true block sum and
- * every prefix, so the result is the exact, unsaturated sum. */
-NW_INLINE void nw_vnni_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, const int8_t *wq,
-                            const int32_t *corr, int32_t *tile, int64_t tstride, const int MR, const int NR)
-{
-    __m512i acc[8][4];
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NR; c++)
-            acc[r][c] = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(tile + r * tstride + 16 * c)),
-                                         _mm512_loadu_si512((const void *)(corr + 16 * c)));
-    const nw_problem_t *p = t->p;
-    const int64_t qstride = (int64_t)NR * 64;   /* bytes per quad in this panel */
-    int64_t k = k0;
-    while (k < k1) {
-        int64_t s = k / p->seglen, kk = k - s * p->seglen;
-        int64_t n = p->seglen - kk;
-        if (n > k1 - k) n = k1 - k;
-        const uint8_t *a[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; r++) a[r] = t->rows_u8[r] + p->seg_off[s] + kk;
-        const int8_t *wk = wq + (k / 4) * qstride;
-        for (int64_t j = 0; j < n; j += 4, wk += qstride) {
-            __m512i b[4];
-#pragma GCC unroll 4
-            for (int c = 0; c < NR; c++) b[c] = _mm512_loadu_si512((const void *)(wk + 64 * c));
-#pragma GCC unroll 8
-            for (int r = 0; r < MR; r++) {
-                int32_t quad;
-                memcpy(&quad, a[r] + j, 4);
-                __m512i av = _mm512_set1_epi32(quad);
-#pragma GCC unroll 4
-                for (int c = 0; c < NR; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], av, b[c]);
-            }
-        }
-        k += n;
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NR; c++)
-            _mm512_storeu_si512((void *)(tile + r * tstride + 16 * c), acc[r][c]);
-}
-
 /* Guarded path, a block that must be replayed: the step kernel of
  * nw_s32_body on the guarded data -- a = xu - c from the u8 rows, w' the
  * sign-extended byte j of each VPDPBUSD weight quad.  (a, 0) x (w', sign)
@@ -359,6 +311,85 @@ NW_INLINE void nw_q32_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, cons
         }
 }
 
+/* The whole guarded k loop of one tile with the accumulators in registers:
+ * per block, the guard from the registers (max |acc| per row) and the rows'
+ * precomputed bounds asum; a safe block runs on VPDPBUSD, an unsafe one is
+ * stored, replayed by nw_q32 (step by step, counting into ev when COUNT),
+ * and reloaded. */
+typedef void (*nw_replay_fn)(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1, const int8_t *wq,
+                             int32_t *tile, int64_t ts, int32_t *ev);
+
+NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const int32_t *qcorr, int64_t corr_stride,
+                               const int64_t *const *asum_rows, int64_t n_blocks, nw_replay_fn replay,
+                               int32_t *tile, int64_t tstride, int32_t *ev, const int MR, const int NR)
+{
+    __m512i acc[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) acc[r][c] = _mm512_loadu_si512((const void *)(tile + r * tstride + 16 * c));
+    const nw_problem_t *p = t->p;
+    const int64_t qstride = (int64_t)NR * 64;
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        const int64_t k0 = blk * NW_GUARD_K, k1 = k0 + NW_GUARD_K < p->K ? k0 + NW_GUARD_K : p->K;
+        int safe = 1;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512i m = _mm512_abs_epi32(acc[r][0]);
+#pragma GCC unroll 4
+            for (int c = 1; c < NR; c++) m = _mm512_max_epu32(m, _mm512_abs_epi32(acc[r][c]));
+            int64_t bound = (int64_t)_mm512_reduce_max_epu32(m) + asum_rows[r][blk];
+            safe &= bound <= t->hi;
+        }
+        if (!safe) {
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+                for (int c = 0; c < NR; c++) _mm512_storeu_si512((void *)(tile + r * tstride + 16 * c), acc[r][c]);
+            replay(t, MR, NR, k0, k1, wq, tile, tstride, ev);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+                for (int c = 0; c < NR; c++) acc[r][c] = _mm512_loadu_si512((const void *)(tile + r * tstride + 16 * c));
+            continue;
+        }
+        const int32_t *corr = qcorr + blk * corr_stride;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < NR; c++)
+                acc[r][c] = _mm512_sub_epi32(acc[r][c], _mm512_loadu_si512((const void *)(corr + 16 * c)));
+        int64_t k = k0;
+        while (k < k1) {
+            int64_t s = k / p->seglen, kk = k - s * p->seglen;
+            int64_t n = p->seglen - kk;
+            if (n > k1 - k) n = k1 - k;
+            const uint8_t *a[8];
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++) a[r] = t->rows_u8[r] + p->seg_off[s] + kk;
+            const int8_t *wk = wq + (k / 4) * qstride;
+            for (int64_t j = 0; j < n; j += 4, wk += qstride) {
+                __m512i b[4];
+#pragma GCC unroll 4
+                for (int c = 0; c < NR; c++) b[c] = _mm512_loadu_si512((const void *)(wk + 64 * c));
+#pragma GCC unroll 8
+                for (int r = 0; r < MR; r++) {
+                    int32_t quad;
+                    memcpy(&quad, a[r] + j, 4);
+                    __m512i av = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+                    for (int c = 0; c < NR; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], av, b[c]);
+                }
+            }
+            k += n;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) _mm512_storeu_si512((void *)(tile + r * tstride + 16 * c), acc[r][c]);
+}
+
 /* Instantiations for every (MR, NR) a tile can have. */
 #define NW_CASES(X)                                                                                     \
     X(1, 1) X(2, 1) X(3, 1) X(4, 1) X(5, 1) X(6, 1) X(7, 1) X(8, 1)                                     \
@@ -371,7 +402,8 @@ NW_INLINE void nw_q32_body(const nw_tile_args_t *t, int64_t k0, int64_t k1, cons
 #define NW_S32_COUNT(MR, NR) case MR * 8 + NR: nw_s32_body(t, k0, k1, tile, ts, ev, MR, NR, 1); return;
 #define NW_Q32_PLAIN(MR, NR) case MR * 8 + NR: nw_q32_body(t, k0, k1, wq, tile, ts, ev, MR, NR, 0); return;
 #define NW_Q32_COUNT(MR, NR) case MR * 8 + NR: nw_q32_body(t, k0, k1, wq, tile, ts, ev, MR, NR, 1); return;
-#define NW_VNNI(MR, NR) case MR * 8 + NR: nw_vnni_body(t, k0, k1, wq, corr, tile, ts, MR, NR); return;
+#define NW_GUARDED(MR, NR) case MR * 8 + NR: \
+    nw_guarded_body(t, wq, qcorr, corr_stride, asum_rows, n_blocks, replay, tile, ts, ev, MR, NR); return;
 
 NW_TARGET static void nw_s16_run(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1, int16_t *tile,
                                  int64_t ts, int16_t *ev)
@@ -400,11 +432,13 @@ NW_TARGET static void nw_q32_run(const nw_tile_args_t *t, int mr, int nr, int64_
     switch (mr * 8 + nr) { NW_CASES(NW_Q32_COUNT) default: return; }
 }
 
-NW_TARGET static void nw_vnni_run(const nw_tile_args_t *t, int mr, int nr, int64_t k0, int64_t k1,
-                                  const int8_t *wq, const int32_t *corr, int32_t *tile, int64_t ts)
+NW_TARGET static void nw_guarded_run(const nw_tile_args_t *t, int mr, int nr, const int8_t *wq, const int32_t *qcorr,
+                                     int64_t corr_stride, const int64_t *const *asum_rows, int64_t n_blocks,
+                                     nw_replay_fn replay, int32_t *tile, int64_t ts, int32_t *ev)
 {
-    switch (mr * 8 + nr) { NW_CASES(NW_VNNI) default: return; }
+    switch (mr * 8 + nr) { NW_CASES(NW_GUARDED) default: return; }
 }
+
 
 /* ---- driver -------------------------------------------------------------------- */
 
@@ -421,13 +455,6 @@ typedef struct {
     void *scratch;                /* per thread: tile + ev, 2 * 8 * 64 words of 32 bits */
 } nw_run_t;
 
-/* Largest |lane| among the first `rows` rows of an int32 tile (nr vectors wide). */
-NW_TARGET static int64_t nw_tile_absmax_row(const int32_t *row, int nr)
-{
-    __m512i m = _mm512_setzero_si512();
-    for (int c = 0; c < nr; c++) m = _mm512_max_epu32(m, _mm512_abs_epi32(_mm512_loadu_si512((const void *)(row + 16 * c))));
-    return (int64_t)_mm512_reduce_max_epu32(m);
-}
 
 /* One register tile: rows m0 .. m0+mr-1 of panel pnl, whole k loop, then the epilogue. */
 NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int mr, nw_counts_t *cnt,
@@ -489,20 +516,10 @@ NW_TARGET static void nw_tile(const nw_run_t *run, int64_t pnl, int64_t m0, int 
     } else {
         /* guarded blocks */
         const int8_t *wq = pk->wq + pnl * (pk->K4 / 4) * pk->panel_lanes * 4;
-        for (int64_t b = 0; b < run->n_blocks; b++) {
-            int64_t k0 = b * NW_GUARD_K, k1 = k0 + NW_GUARD_K < p->K ? k0 + NW_GUARD_K : p->K;
-            int safe = 1;
-            for (int r = 0; r < mr && safe; r++) {
-                int64_t bound = nw_tile_absmax_row(tile + r * ts, nr) + run->asum[(m0 + r) * run->n_blocks + b];
-                safe = bound <= run->hi;
-            }
-            if (safe) {
-                const int32_t *corr = pk->qcorr + (pnl * run->n_blocks + b) * pk->panel_lanes;
-                nw_vnni_run(&t, mr, nr, k0, k1, wq, corr, tile, ts);
-            } else {
-                nw_q32_run(&t, mr, nr, k0, k1, wq, tile, ts, evp);
-            }
-        }
+        const int64_t *asum_rows[8];
+        for (int r = 0; r < mr; r++) asum_rows[r] = run->asum + (m0 + r) * run->n_blocks;
+        nw_guarded_run(&t, mr, nr, wq, pk->qcorr + pnl * run->n_blocks * pk->panel_lanes, pk->panel_lanes,
+                       asum_rows, run->n_blocks, nw_q32_run, tile, ts, evp);
     }
     for (int r = 0; r < mr; r++)
         nw_epilogue_row(run->epi, m0 + r, n0, nlanes, tile + r * ts, counting ? ev + r * ts : NULL, cnt);

@@ -132,10 +132,8 @@ def test_depthwise_exact_8bit_quads(geom, name, x_dtype):
 def test_depthwise_sat16_hand_checked():
     """One channel, 1x3 kernel, products +20000, +20000, -20000 in tap order:
     sat16 gives 20000 -> 32767 -> 12767 (one event); the exact sum is 20000."""
-    x = np.array([[[[100], [100], [-100]]]], dtype=np.int16)
-    w = np.array([[[[127]], ]], dtype=np.int8).reshape(1, 1, 1, 1)
-    w = np.full((1, 1, 3, 1), 100, dtype=np.int8)
-    x = x * 2   # 200 * 100 = 20000
+    x = np.array([[[[200], [200], [-200]]]], dtype=np.int16)   # 1 x 1 x 3 x 1, NHWC
+    w = np.full((1, 1, 3, 1), 100, dtype=np.int8)                # taps 200*100 = 20000 each
     res = K.conv2d(x, w, groups=1, accum=spec(16), return_accumulators=True, counters=True)
     assert int(res.accumulators[0, 0, 0, 0]) == 12767
     assert int(res.counters.acc_events[0]) == 1

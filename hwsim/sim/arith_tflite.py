@@ -8,6 +8,11 @@ in its docstring with the engine source it reproduces; all integer work is
 exact int64 numpy (int32 C overflow is modelled as a wrap), float work is
 numpy float32 / float64 exactly where the C++ uses float / double.
 
+LiteRT's default resolver (``BUILTIN``, XNNPACK delegate; hwsim target ``xnnpack``) hands
+ADD, SUB, MUL and MEAN to XNNPACK, which computes them its own way: ``xnnpack_*``
+functions.  On the models tested here its SOFTMAX, LOGISTIC, TANH, HARD_SWISH and
+AVERAGE_POOL_2D results equal the ``litert_opt`` functions.
+
 Where engines differ, a function takes ``engine``:
 
 ==============  ==========================================================
@@ -35,6 +40,8 @@ logistic/tanh  tflite_lut_f32_logistic / _tanh       litert_ref, litert_opt
 hard_swish     tflite_reference_hard_swish           all three
 quantize       tflite_quantize                       reference AffineQuantize (float32, half away)
 requantize     tflite_requantize                     reference Requantize (QUANTIZE int -> int)
+add / sub      xnnpack_fixed_point_add / _sub        LiteRT default (XNNPACK)
+mul / mean     xnnpack_f32_mul / xnnpack_f32_mean    LiteRT default (XNNPACK)
 =============  ====================================  ===============================
 """
 
@@ -69,6 +76,10 @@ __all__ = [
     "tflite_quantize",
     "tflite_dequantize",
     "tflite_requantize",
+    "xnnpack_fixed_point_add",
+    "xnnpack_fixed_point_sub",
+    "xnnpack_f32_mul",
+    "xnnpack_f32_mean",
 ]
 
 ENGINES = ("litert_ref", "litert_opt", "tflm")
@@ -86,10 +97,11 @@ def _engine(engine: str) -> str:
     return engine
 
 
-def _out_dtype(out_dtype) -> np.dtype:
+def _out_dtype(out_dtype, allowed=(np.dtype(np.int8),)) -> np.dtype:
+    """The output dtype; the ops are verified against the engines for int8 only, QUANTIZE for all three."""
     dt = np.dtype(out_dtype)
-    if dt not in _INT_TYPES:
-        raise ValueError(f"out_dtype: expected int8, uint8 or int16, got {dt}")
+    if dt not in allowed:
+        raise ValueError(f"out_dtype: expected one of {', '.join(str(a) for a in allowed)}, got {dt}")
     return dt
 
 
@@ -142,7 +154,7 @@ def activation_range(activation, y_qp, out_dtype=np.int8) -> tuple[int, int]:
     half away from zero) and is intersected with the dtype range.  ``activation``
     is None or (lo, hi) with +-inf for an open side (the IR convention).
     """
-    dt = _out_dtype(out_dtype)
+    dt = _out_dtype(out_dtype, tuple(_INT_TYPES))
     scale, zp = _qp(y_qp, "y_qp")
     qmin, qmax = _qrange(dt)
     if activation is None:
@@ -184,14 +196,14 @@ def _add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.nda
     s1, z1 = _qp(a_qp, "a_qp")
     s2, z2 = _qp(b_qp, "b_qp")
     so, zo = _qp(y_qp, "y_qp")
-    a64, b64 = _int_array(a, "a"), _int_array(b, "b")
+    a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
     for zp, name in ((z1, "a_qp"), (z2, "b_qp"), (zo, "y_qp")):
         _check_zero_point(zp, dt, name)
     try:
         a64, b64 = np.broadcast_arrays(a64, b64)
     except ValueError:
         raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
-    left_shift = 15 if dt == np.int16 else 20
+    left_shift = 20                                     # 8-bit path (15 for TFLite's general int16 path)
     (m1, e1), (m2, e2), (mo, eo) = _add_sub_params(s1, s2, so, left_shift)
     x1 = gl.mul_by_quantized_multiplier(gl.wrap32((a64 - z1) << left_shift), m1, e1)
     x2 = gl.mul_by_quantized_multiplier(gl.wrap32((b64 - z2) << left_shift), m2, e2)
@@ -251,7 +263,7 @@ def tflite_fixed_point_mul(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation
     s1, z1 = _qp(a_qp, "a_qp")
     s2, z2 = _qp(b_qp, "b_qp")
     so, zo = _qp(y_qp, "y_qp")
-    a64, b64 = _int_array(a, "a"), _int_array(b, "b")
+    a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
     for zp, name in ((z1, "a_qp"), (z2, "b_qp"), (zo, "y_qp")):
         _check_zero_point(zp, dt, name)
     try:
@@ -325,7 +337,7 @@ def tflite_fixed_point_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dty
     dt = _out_dtype(out_dtype)
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
-    x64 = _int_array(x, "x")
+    x64 = _int_array(x, "x", np.dtype(np.int8))
     ax = _axes(axes, x64.ndim)
     qmin, qmax = _qrange(dt)
     n = int(np.prod([x64.shape[a] for a in ax], dtype=np.int64)) if ax else 1
@@ -368,7 +380,7 @@ def tflite_rounded_avg_pool2d(x, x_qp, y_qp, kernel, stride, padding, activation
     if sx != sy or zx != zy:
         raise ValueError(f"y_qp: TFLite AVERAGE_POOL_2D needs the input's scale and zero point, "
                          f"got ({sy}, {zy}) vs ({sx}, {zx})")
-    x64 = _int_array(x, "x")
+    x64 = _int_array(x, "x", np.dtype(np.int8))
     if x64.ndim != 4:
         raise ValueError(f"x: expected an NHWC rank-4 array, got shape {x64.shape}")
     try:
@@ -424,8 +436,6 @@ def _libm_map(fn, v: np.ndarray) -> np.ndarray:
 
 def _softmax_input(x, x_qp, y_qp, axis, out_dtype):
     dt = _out_dtype(out_dtype)
-    if dt != np.int8:
-        raise ValueError(f"out_dtype: only int8 softmax output is implemented, got {dt}")
     sx, _ = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
     x64 = _int_array(x, "x", np.dtype(np.int8))
@@ -538,8 +548,6 @@ def tflite_lut_u16_softmax(x, x_qp, y_qp, beta: float = 1.0, axis: int = -1,
 def _lut_int8(x, x_qp, y_qp, out_dtype, transform) -> np.ndarray:
     """TFLite LUTPopulateInt8 then a table lookup (float32 throughout)."""
     dt = _out_dtype(out_dtype)
-    if dt != np.int8:
-        raise ValueError(f"out_dtype: only int8 is implemented, got {dt}")
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
     x64 = _int_array(x, "x", np.dtype(np.int8))
@@ -573,8 +581,6 @@ def tflite_lut_f32_tanh(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
 
 def _q4_input(x, x_qp, out_dtype):
     dt = _out_dtype(out_dtype)
-    if dt != np.int8:
-        raise ValueError(f"out_dtype: only int8 is implemented, got {dt}")
     sx, zx = _qp(x_qp, "x_qp")
     x64 = _int_array(x, "x", np.dtype(np.int8))
     # TFLM Prepare: frexp of s_x * 2**27, multiplier = round(q * 2**31) (no renormalisation)
@@ -681,8 +687,6 @@ def tflite_reference_hard_swish(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
         y   = clamp(RDBPOT16(SDHM16(r, p), -eo) + z_y)          # SDHM16 truncates toward zero
     """
     dt = _out_dtype(out_dtype)
-    if dt != np.int8:
-        raise ValueError(f"out_dtype: only int8 is implemented, got {dt}")
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
     x64 = _int_array(x, "x", np.dtype(np.int8))
@@ -713,7 +717,7 @@ def tflite_reference_hard_swish(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
 
 def tflite_quantize(x, y_qp, out_dtype=np.int8) -> np.ndarray:
     """TFLite reference QUANTIZE float32 -> int: ``clamp((int)roundf(x / s) + z)``, float32 division, half away."""
-    dt = _out_dtype(out_dtype)
+    dt = _out_dtype(out_dtype, tuple(_INT_TYPES))
     s, z = _qp(y_qp, "y_qp")
     arr = np.asarray(x)
     if arr.dtype != np.float32:
@@ -740,7 +744,7 @@ def tflite_requantize(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
     (int8 <-> uint8 with equal scales and zero points 128 apart is an exact
     XOR 0x80, which the formula also gives.)
     """
-    dt = _out_dtype(out_dtype)
+    dt = _out_dtype(out_dtype, tuple(_INT_TYPES))
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
     x64 = _int_array(x, "x")
@@ -749,11 +753,122 @@ def tflite_requantize(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
     return np.clip(gl.mul_by_quantized_multiplier(x64 - zx, m, e) + zy, lo, hi).astype(dt)
 
 
+# --------------------------------------------------------------------------------------------
+# LiteRT's default resolver: ops the XNNPACK delegate takes (ADD, SUB, MUL, MEAN)
+# --------------------------------------------------------------------------------------------
+
+def _float_exponent(v: np.float32) -> int:
+    """Unbiased exponent field of a normal float32 (XNNPACK reads the bits)."""
+    return int((int(np.asarray(v, dtype=np.float32).view(np.uint32)) >> 23) & 0xFF) - 127
+
+
+def _lrintf(v: np.float32) -> int:
+    """C lrintf in the default rounding mode: nearest, ties to even."""
+    return int(np.rint(np.float32(v)))
+
+
+def _xnnpack_add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.ndarray:
+    dt = _out_dtype(out_dtype)
+    s1, z1 = _qp(a_qp, "a_qp")
+    s2, z2 = _qp(b_qp, "b_qp")
+    so, zo = _qp(y_qp, "y_qp")
+    a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
+    try:
+        a64, b64 = np.broadcast_arrays(a64, b64)
+    except ValueError:
+        raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+    a_scale = s1 / so                                   # float32 quotients
+    b_scale = s2 / so if sign > 0 else -(s2 / so)
+    for ratio, name in ((abs(a_scale), "a_qp"), (abs(b_scale), "b_qp")):
+        if not 2.0**-10 <= ratio < 2.0**8:
+            raise ValueError(f"{name}: input/output scale ratio {ratio} outside XNNPACK's [2**-10, 2**8); "
+                             f"LiteRT would not delegate this op (use tflite_fixed_point_*)")
+    shift = 20 - _float_exponent(max(abs(a_scale), abs(b_scale)))
+    m1 = _lrintf(abs(a_scale) * _f32(2.0**shift)) * (-1 if a_scale < 0 else 1)
+    m2 = _lrintf(abs(b_scale) * _f32(2.0**shift)) * (-1 if b_scale < 0 else 1)
+    bias = (1 << (shift - 1)) - m1 * z1 - m2 * z2
+    out = ((bias + a64 * m1 + b64 * m2) >> shift) + zo
+    lo, hi = activation_range(activation, y_qp, dt)
+    return np.clip(out, lo, hi).astype(dt)
+
+
+def xnnpack_fixed_point_add(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation=None) -> np.ndarray:
+    """ADD as LiteRT's default resolver runs it: XNNPACK ``qs8-vadd`` (x86-64; ai-edge-litert 2.3.0).
+
+    ::
+
+        r_a = f32(s_a / s_y);  r_b = f32(s_b / s_y)                     # float32
+        shift = 20 - exponent(max(r_a, r_b))                            # in [12, 30]
+        M_a = lrintf(r_a * 2**shift);  M_b = lrintf(r_b * 2**shift)     # ties to even, < 2**21
+        y = clamp(((2**(shift-1) - M_a z_a - M_b z_b + a M_a + b M_b) >> shift) + z_y)
+
+    i.e. one rounding, half up (floor after adding half).  XNNPACK accepts
+    ratios r in [2**-10, 2**8) only; outside, LiteRT keeps its builtin kernel
+    and this raises ValueError.
+    """
+    return _xnnpack_add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, +1)
+
+
+def xnnpack_fixed_point_sub(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation=None) -> np.ndarray:
+    """SUB under LiteRT's default resolver: XNNPACK ``qs8-vadd`` with b's scale negated (M_b < 0)."""
+    return _xnnpack_add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, -1)
+
+
+def xnnpack_f32_mul(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation=None) -> np.ndarray:
+    """MUL under LiteRT's default resolver: XNNPACK ``qs8-vmul-minmax-fp32``::
+
+        scale = f32(f32(s_a * s_b) / s_y)
+        v = f32((a - z_a)(b - z_b)) * scale, clamped in float to [lo - z_y, hi - z_y]
+        y = rint_even(v) + z_y
+
+    XNNPACK accepts scale in [2**-16, 2**8) only (else ValueError).
+    """
+    dt = _out_dtype(out_dtype)
+    s1, z1 = _qp(a_qp, "a_qp")
+    s2, z2 = _qp(b_qp, "b_qp")
+    so, zo = _qp(y_qp, "y_qp")
+    a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
+    try:
+        a64, b64 = np.broadcast_arrays(a64, b64)
+    except ValueError:
+        raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+    scale = (s1 * s2) / so
+    if not 2.0**-16 <= scale < 2.0**8:
+        raise ValueError(f"y_qp: product/output scale {scale} outside XNNPACK's [2**-16, 2**8); "
+                         f"LiteRT would not delegate this op (use tflite_fixed_point_mul)")
+    lo, hi = activation_range(activation, y_qp, dt)
+    v = ((a64 - z1) * (b64 - z2)).astype(np.float32) * scale
+    v = np.minimum(np.maximum(v, _f32(lo - zo)), _f32(hi - zo))
+    return (np.rint(v).astype(np.int64) + zo).astype(dt)
+
+
+def xnnpack_f32_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dtype=np.int8) -> np.ndarray:
+    """MEAN under LiteRT's default resolver: XNNPACK int32 sum, then a float32 int32 -> qs8 convert::
+
+        inv = f32(f32(s_x / s_y) * f32(1 / n))
+        zp' = f32(z_y) - f32(f32(n z_x) * inv)
+        y   = clamp(rint_even(f32(f32(sum(x)) * inv) + zp'))
+    """
+    dt = _out_dtype(out_dtype)
+    sx, zx = _qp(x_qp, "x_qp")
+    sy, zy = _qp(y_qp, "y_qp")
+    x64 = _int_array(x, "x", np.dtype(np.int8))
+    ax = _axes(axes, x64.ndim)
+    n = int(np.prod([x64.shape[a] for a in ax], dtype=np.int64)) if ax else 1
+    if n == 0:
+        raise ValueError("x: the reduced axes are empty")
+    total = gl.wrap32(x64.sum(axis=ax, keepdims=bool(keepdims)))
+    inv = (sx / sy) * (_f32(1) / _f32(n))
+    zp = _f32(zy) - _f32(n * zx) * inv
+    v = (total.astype(np.float32) * inv).astype(np.float32) + zp
+    return np.clip(np.rint(v.astype(np.float32)), -128, 127).astype(dt)
+
+
 SCHEMES = {
-    "add": {"tflite_fixed_point": tflite_fixed_point_add},
-    "sub": {"tflite_fixed_point": tflite_fixed_point_sub},
-    "mul": {"tflite_fixed_point": tflite_fixed_point_mul},
-    "mean": {"tflite_fixed_point": tflite_fixed_point_mean},
+    "add": {"tflite_fixed_point": tflite_fixed_point_add, "xnnpack_fixed_point": xnnpack_fixed_point_add},
+    "sub": {"tflite_fixed_point": tflite_fixed_point_sub, "xnnpack_fixed_point": xnnpack_fixed_point_sub},
+    "mul": {"tflite_fixed_point": tflite_fixed_point_mul, "xnnpack_f32": xnnpack_f32_mul},
+    "mean": {"tflite_fixed_point": tflite_fixed_point_mean, "xnnpack_f32": xnnpack_f32_mean},
     "avg_pool2d": {"tflite_rounded": tflite_rounded_avg_pool2d},
     "softmax": {"tflite_reference": tflite_reference_softmax, "tflite_lut_f32": tflite_lut_f32_softmax,
                 "tflite_lut_u16": tflite_lut_u16_softmax},

@@ -243,3 +243,24 @@ def test_errors_name_the_argument() -> None:
         at.tflite_quantize(a, q)
     with pytest.raises(ValueError, match="zero point 0"):
         at.tflite_fixed_point_tanh(a, q, qp(1 / 128, 5))
+
+
+def test_xnnpack_add_rounds_half_up_and_mul_half_even() -> None:
+    # add: r_a = r_b = 0.5 -> shift = 20 - (-1) = 21, M = 2^20, bias = 2^20; a = +-1, b = 0:
+    # (2^20 + 2^20) >> 21 = 1 (0.5 -> 1), (2^20 - 2^20) >> 21 = 0 (-0.5 -> 0): half up
+    q, y = qp(0.5), qp(1.0)
+    a, zero = np.array([1, -1, 3, -3], np.int8), np.zeros(4, np.int8)
+    np.testing.assert_array_equal(at.xnnpack_fixed_point_add(a, q, zero, q, y), [1, 0, 2, -1])
+    # the TFLite fixed-point ADD rounds the same ties away from zero at its last stage
+    np.testing.assert_array_equal(at.tflite_fixed_point_add(a, q, zero, q, y), [1, -1, 2, -2])
+    # mul: scale 0.5 * 1 / 1 = 0.5; products 1, -1, 3, -3 -> 0.5, -0.5, 1.5, -1.5 -> rint: 0, -0, 2, -2
+    one = np.ones(4, np.int8)
+    np.testing.assert_array_equal(at.xnnpack_f32_mul(a, q, one, qp(1.0), y), [0, 0, 2, -2])
+
+
+def test_xnnpack_refuses_what_the_delegate_refuses() -> None:
+    a = np.zeros(4, np.int8)
+    with pytest.raises(ValueError, match="would not delegate"):
+        at.xnnpack_fixed_point_add(a, qp(1.0), a, qp(1.0), qp(1e-3))
+    with pytest.raises(ValueError, match="would not delegate"):
+        at.xnnpack_f32_mul(a, qp(1e-3), a, qp(1e-3), qp(1.0))

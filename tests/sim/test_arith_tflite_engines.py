@@ -2,8 +2,9 @@
 
 Every single-op model in tests/data/tflite_ops/ (made by tools/gen_tflite_single_ops.py)
 runs through LiteRT with the reference kernels (BUILTIN_REF), LiteRT's optimised
-builtin kernels without delegates (BUILTIN_WITHOUT_DEFAULT_DELEGATES) and the
-TFLM Python interpreter; the function that claims that engine must give the
+builtin kernels without delegates (BUILTIN_WITHOUT_DEFAULT_DELEGATES), LiteRT's
+default resolver (BUILTIN, with the XNNPACK delegate) and the TFLM Python
+interpreter; the function that claims that engine must give the
 same bits on every element.  Unary ops see all 256 int8 values, binary ops all
 65 536 (a, b) pairs (or random full-range tensors when broadcasting).
 """
@@ -48,6 +49,8 @@ def run_engine(engine: str, path: Path, inputs: list[np.ndarray]) -> np.ndarray:
         return _run_litert(path, inputs, litert.OpResolverType.BUILTIN_REF)
     if engine == "litert_opt":
         return _run_litert(path, inputs, litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    if engine == "litert_xnnpack":
+        return _run_litert(path, inputs, litert.OpResolverType.BUILTIN)
     return _run_tflm(path, inputs)
 
 
@@ -94,6 +97,13 @@ def hwsim_result(case: dict, engine: str, inputs: list[np.ndarray]) -> np.ndarra
     op, attrs = case["op"], case["attrs"]
     qps = [_qp(t) for t in case["inputs"]]
     y_qp = _qp(case["output"])
+    if engine == "litert_xnnpack" and op in ("add", "sub", "mul"):
+        fn = {"add": at.xnnpack_fixed_point_add, "sub": at.xnnpack_fixed_point_sub, "mul": at.xnnpack_f32_mul}[op]
+        return fn(inputs[0], qps[0], inputs[1], qps[1], y_qp, activation=attrs["activation"])
+    if engine == "litert_xnnpack" and op == "mean":
+        return at.xnnpack_f32_mean(inputs[0], qps[0], y_qp, attrs["axes"], attrs["keepdims"])
+    if engine == "litert_xnnpack":          # ops XNNPACK leaves to (or computes like) the builtin kernels
+        engine = "litert_opt"
     if op in ("add", "sub", "mul"):
         fn = {"add": at.tflite_fixed_point_add, "sub": at.tflite_fixed_point_sub,
               "mul": at.tflite_fixed_point_mul}[op]
@@ -132,7 +142,7 @@ def assert_same(expected: np.ndarray, got: np.ndarray, inputs: list[np.ndarray],
                     f"engine {expected[idx]}, hwsim {got[idx]} (inputs start {flat})")
 
 
-@pytest.mark.parametrize("engine", ["litert_ref", "litert_opt", "tflm"])
+@pytest.mark.parametrize("engine", ["litert_ref", "litert_opt", "litert_xnnpack", "tflm"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_single_op_model_matches_engine(name: str, engine: str) -> None:
     case = CASES[name]
@@ -149,6 +159,10 @@ ENGINE_SPLITS = [
     ("tanh_split.tflite", "litert_ref", "tflm"),
     ("softmax_d40_split.tflite", "litert_ref", "litert_opt"),
     ("mean_hw_keep_cal.tflite", "litert_ref", "litert_opt"),
+    ("add_pot.tflite", "litert_ref", "litert_xnnpack"),
+    ("sub_pot.tflite", "litert_ref", "litert_xnnpack"),
+    ("mul_pot.tflite", "litert_ref", "litert_xnnpack"),
+    ("mean_hw_pot.tflite", "litert_ref", "litert_xnnpack"),
 ]
 
 

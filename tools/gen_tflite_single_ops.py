@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 import sys
 from pathlib import Path
 
@@ -48,8 +49,12 @@ SPLIT = {
 }
 
 
-def _convert(fn, input_specs, ranges, rng):
-    """Convert ``fn`` to a fully int8 .tflite (bytes); representative data uniform in ``ranges``."""
+def _convert(fn, input_specs, ranges, name: str):
+    """Convert ``fn`` to a fully int8 .tflite (bytes); representative data uniform in ``ranges``.
+
+    The data come from a generator seeded by (SEED, case name), so adding a case leaves the others unchanged.
+    """
+    rng = np.random.default_rng([SEED, zlib.crc32(name.encode())])
     concrete = fn.get_concrete_function(*input_specs)
 
     def representative():
@@ -111,7 +116,6 @@ def _write(name: str, flat: bytes, op: str, attrs: dict, pot: dict | None, manif
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
     manifest: dict = {}
     spec = tf.TensorSpec
 
@@ -124,17 +128,17 @@ def main() -> int:
     }
     for name, (f, pot) in binary.items():
         fn = tf.function(lambda a, b, f=f: f(a, b))
-        flat = _convert(fn, pair, [(-3.0, 5.0), (-2.0, 1.5)], rng)
+        flat = _convert(fn, pair, [(-3.0, 5.0), (-2.0, 1.5)], name)
         _write(name, flat, name, {"activation": None}, pot, manifest, SPLIT.get(name))
     # same-scale inputs and a fused ReLU6; a broadcast case
     fn = tf.function(lambda a, b: tf.nn.relu6(a + b))
-    flat = _convert(fn, pair, [(-4.0, 4.0), (-4.0, 4.0)], rng)
+    flat = _convert(fn, pair, [(-4.0, 4.0), (-4.0, 4.0)], "add_relu6")
     _write("add_relu6", flat, "add", {"activation": [0.0, 6.0]},
            {"in0": (2.0**-5, 0), "in1": (2.0**-5, 0), "out": (2.0**-5, -128)}, manifest)
     bshape = [spec([2, 5, 7, 8], tf.float32), spec([1, 1, 7, 1], tf.float32)]
     for name, f in {"add_bcast": tf.add, "mul_bcast": tf.multiply, "sub_bcast": tf.subtract}.items():
         fn = tf.function(lambda a, b, f=f: f(a, b))
-        flat = _convert(fn, bshape, [(-2.0, 3.0), (-1.0, 1.0)], rng)
+        flat = _convert(fn, bshape, [(-2.0, 3.0), (-1.0, 1.0)], name)
         _write(name, flat, name.split("_")[0], {"activation": None},
                {"in0": (2.0**-5, -7), "in1": (2.0**-6, 9), "out": (2.0**-5, 2)}, manifest)
 
@@ -148,23 +152,25 @@ def main() -> int:
     }
     for name, (f, rg, pot) in unary.items():
         fn = tf.function(lambda x, f=f: f(x))
-        flat = _convert(fn, one, [rg], rng)
+        flat = _convert(fn, one, [rg], name)
         _write(name, flat, name, {}, pot, manifest, SPLIT.get(name))
     # wide-range inputs: saturating parts of the curves and large hard-swish multipliers
     for name, f, rg in [("logistic_wide", tf.sigmoid, (-30.0, 20.0)), ("tanh_wide", tf.tanh, (-12.0, 9.0)),
-                        ("hard_swish_wide", lambda x: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0), (-40.0, 90.0))]:
+                        ("hard_swish_wide", lambda x: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0), (-40.0, 90.0)),
+                        # small input scale: the relu-ish multiplier shifts right (exponent < 0)
+                        ("hard_swish_narrow", lambda x: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0), (-1.0, 1.2))]:
         fn = tf.function(lambda x, f=f: f(x))
-        flat = _convert(fn, one, [rg], rng)
+        flat = _convert(fn, one, [rg], name)
         _write(name, flat, name.rsplit("_", 1)[0], {}, None, manifest)
 
     # ---- softmax ---------------------------------------------------------------------------------
     for depth, rg in [(10, (-6.0, 6.0)), (37, (-20.0, 12.0)), (256, (-3.0, 3.0))]:
         fn = tf.function(lambda x: tf.nn.softmax(x, axis=-1))
-        flat = _convert(fn, [spec([64, depth], tf.float32)], [rg], rng)
+        flat = _convert(fn, [spec([64, depth], tf.float32)], [rg], f"softmax_d{depth}")
         _write(f"softmax_d{depth}", flat, "softmax", {"beta": 1.0, "axis": -1},
                {"in0": (2.0**-3, 5), "out": (2.0**-8, -128)}, manifest)
     fn = tf.function(lambda x: tf.nn.softmax(x, axis=-1))
-    flat = _convert(fn, [spec([512, 40], tf.float32)], [(-6.0, 6.0)], rng)
+    flat = _convert(fn, [spec([512, 40], tf.float32)], [(-6.0, 6.0)], "softmax_d40")
     _write("softmax_d40", flat, "softmax", {"beta": 1.0, "axis": -1}, None, manifest, SPLIT["softmax"])
 
     # ---- mean ------------------------------------------------------------------------------------
@@ -172,7 +178,7 @@ def main() -> int:
                                     ("mean_hw_keep", [2, 6, 5, 24], [1, 2], True),
                                     ("mean_c", [3, 4, 5, 33], [3], False)]:
         fn = tf.function(lambda x, axes=axes, keep=keep: tf.reduce_mean(x, axis=axes, keepdims=keep))
-        flat = _convert(fn, [spec(shape, tf.float32)], [(-3.0, 5.0)], rng)
+        flat = _convert(fn, [spec(shape, tf.float32)], [(-3.0, 5.0)], name)
         _write(name, flat, "mean", {"axes": axes, "keepdims": keep},
                {"in0": (2.0**-4, -3), "out": (2.0**-5, 7)}, manifest)
 
@@ -181,7 +187,7 @@ def main() -> int:
                                    ("avg_pool_2x2_valid", [2, 8, 6, 5], 2, 2, "VALID"),
                                    ("avg_pool_4x4s1_same", [1, 7, 7, 3], 4, 1, "SAME")]:
         fn = tf.function(lambda x, k=k, s=s, pad=pad: tf.nn.avg_pool2d(x, k, s, pad))
-        flat = _convert(fn, [spec(shape, tf.float32)], [(-2.0, 6.0)], rng)
+        flat = _convert(fn, [spec(shape, tf.float32)], [(-2.0, 6.0)], name)
         _write(name, flat, "avg_pool2d", {"kernel": [k, k], "stride": [s, s], "padding": pad}, None, manifest)
 
     (OUT / "cases.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

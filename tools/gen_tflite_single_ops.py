@@ -49,7 +49,7 @@ SPLIT = {
 }
 
 
-def _convert(fn, input_specs, ranges, name: str):
+def _convert(fn, input_specs, ranges, name: str, io_type=tf.int8):
     """Convert ``fn`` to a fully int8 .tflite (bytes); representative data uniform in ``ranges``.
 
     The data come from a generator seeded by (SEED, case name), so adding a case leaves the others unchanged.
@@ -66,8 +66,8 @@ def _convert(fn, input_specs, ranges, name: str):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    conv.inference_input_type = io_type
+    conv.inference_output_type = io_type
     return conv.convert()
 
 
@@ -86,18 +86,20 @@ def _set_quant(model, tensor_index: int, scale: float, zero_point: int) -> None:
 
 def _quant_of(model, tensor_index: int) -> dict:
     q = model.subgraphs[0].tensors[tensor_index].quantization
+    if q is None or q.scale is None:
+        return {"scale": [], "zero_point": []}          # a float tensor
     return {"scale": [float(s) for s in q.scale], "zero_point": [int(z) for z in q.zeroPoint]}
 
 
 def _write(name: str, flat: bytes, op: str, attrs: dict, pot: dict | None, manifest: dict,
-           split: dict | None = None) -> None:
+           split: dict | None = None, n_ops: int = 1) -> None:
     """Write ``name``_cal (as converted) and, with ``pot`` / ``split``, copies with that quantisation."""
     variants = [("cal", None)] + ([("pot", pot)] if pot else []) + ([("split", split)] if split else [])
     for suffix, override in variants:
         model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
         ops = _op_names(model)
-        if len(ops) != 1:
-            raise SystemExit(f"{name}: expected one op, converter produced {ops}")
+        if len(ops) != n_ops:
+            raise SystemExit(f"{name}: expected {n_ops} op(s), converter produced {ops}")
         sg = model.subgraphs[0]
         if override:
             roles = {f"in{i}": idx for i, idx in enumerate(sg.inputs)} | {"out": sg.outputs[0]}
@@ -107,11 +109,12 @@ def _write(name: str, flat: bytes, op: str, attrs: dict, pot: dict | None, manif
         fname = f"{name}_{suffix}.tflite"
         (OUT / fname).write_bytes(bytes(data))
         manifest[fname] = {
-            "op": op, "tflite_op": ops[0], "attrs": attrs,
+            "op": op, "tflite_op": ops[0] if n_ops == 1 else ops, "attrs": attrs,
             "inputs": [{"shape": [int(d) for d in sg.tensors[i].shape], **_quant_of(model, i)} for i in sg.inputs],
             "output": {"shape": [int(d) for d in sg.tensors[sg.outputs[0]].shape], **_quant_of(model, sg.outputs[0])},
+            "op_outputs": [_quant_of(model, op.outputs[0]) for op in sg.operators],
         }
-        print(f"  {fname}: {ops[0]} {len(data)} bytes")
+        print(f"  {fname}: {' -> '.join(ops)} {len(data)} bytes")
 
 
 def main() -> int:
@@ -162,6 +165,12 @@ def main() -> int:
         fn = tf.function(lambda x, f=f: f(x))
         flat = _convert(fn, one, [rg], name)
         _write(name, flat, name.rsplit("_", 1)[0], {}, None, manifest)
+
+    # ---- float model boundary: QUANTIZE -> TANH -> DEQUANTIZE ---------------------------------------
+    # (quantisation of the int8 tensors is read by the test from the model; "in0"/"out" are the float ends)
+    fn = tf.function(lambda x: tf.tanh(x))
+    flat = _convert(fn, [spec([1, 4093], tf.float32)], [(-3.0, 3.0)], "quantize_tanh_dequantize", tf.float32)
+    _write("quantize_tanh_dequantize", flat, "quantize_tanh_dequantize", {}, None, manifest, n_ops=3)
 
     # ---- softmax ---------------------------------------------------------------------------------
     for depth, rg in [(10, (-6.0, 6.0)), (37, (-20.0, 12.0)), (256, (-3.0, 3.0))]:

@@ -9,7 +9,7 @@ exact int64 numpy (int32 C overflow is modelled as a wrap), float work is
 numpy float32 / float64 exactly where the C++ uses float / double.
 
 LiteRT's default resolver (``BUILTIN``, XNNPACK delegate; hwsim target ``xnnpack``) hands
-ADD, SUB, MUL and MEAN to XNNPACK, which computes them its own way: ``xnnpack_*``
+ADD, SUB, MUL, MEAN and QUANTIZE to XNNPACK, which computes them its own way: ``xnnpack_*``
 functions.  On the models tested here its SOFTMAX, LOGISTIC, TANH, HARD_SWISH and
 AVERAGE_POOL_2D results equal the ``litert_opt`` functions.
 
@@ -38,10 +38,11 @@ softmax        tflite_reference_softmax              litert_ref, tflm
 logistic/tanh  tflite_lut_f32_logistic / _tanh       litert_ref, litert_opt
                tflite_fixed_point_logistic / _tanh   tflm (gemmlowp integer)
 hard_swish     tflite_reference_hard_swish           all three
-quantize       tflite_quantize                       reference AffineQuantize (float32, half away)
+quantize       tflite_quantize(engine=)              all three (``litert_opt``: NEON-style blocks of 8)
 requantize     tflite_requantize                     reference Requantize (QUANTIZE int -> int)
 add / sub      xnnpack_fixed_point_add / _sub        LiteRT default (XNNPACK)
 mul / mean     xnnpack_f32_mul / xnnpack_f32_mean    LiteRT default (XNNPACK)
+quantize       xnnpack_quantize                      LiteRT default (XNNPACK)
 =============  ====================================  ===============================
 """
 
@@ -80,6 +81,7 @@ __all__ = [
     "xnnpack_fixed_point_sub",
     "xnnpack_f32_mul",
     "xnnpack_f32_mean",
+    "xnnpack_quantize",
 ]
 
 ENGINES = ("litert_ref", "litert_opt", "tflm")
@@ -715,16 +717,38 @@ def tflite_reference_hard_swish(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
 # QUANTIZE / DEQUANTIZE / requantize
 # --------------------------------------------------------------------------------------------
 
-def tflite_quantize(x, y_qp, out_dtype=np.int8) -> np.ndarray:
-    """TFLite reference QUANTIZE float32 -> int: ``clamp((int)roundf(x / s) + z)``, float32 division, half away."""
+def tflite_quantize(x, y_qp, out_dtype=np.int8, engine: str = "litert_ref") -> np.ndarray:
+    """TFLite QUANTIZE float32 -> int.
+
+    Reference kernel (LiteRT reference, TFLM)::
+
+        y = clamp((int)roundf(x / f32(s)) + z)            # float32 division, half away from zero
+
+    LiteRT's optimised int8 kernel (``engine="litert_opt"``) runs its NEON loop
+    (through the SSE translation on x86-64) over the first 8 * (n // 8)
+    elements of the flattened tensor and scalar code over the rest::
+
+        vector part:  y = clamp(rint_even(x * f32(1.0 / (double)s)) + z)   # multiply by the reciprocal
+        scalar tail:  y = clamp((int)round((double)x / (double)s) + z)      # double division, half away
+    """
+    engine = _engine(engine)
     dt = _out_dtype(out_dtype, tuple(_INT_TYPES))
     s, z = _qp(y_qp, "y_qp")
     arr = np.asarray(x)
     if arr.dtype != np.float32:
         raise ValueError(f"x: expected a float32 array, got dtype {arr.dtype}")
     lo, hi = _qrange(dt)
-    v = _round_away_f32((arr / s).astype(np.float32))
-    v = np.clip(v, -(2.0**31), 2.0**31 - 128)      # the C cast of an out-of-range float is undefined
+    if engine == "litert_opt" and dt == np.int8:
+        flat = arr.reshape(-1)
+        n_vec = (flat.size // 8) * 8
+        reciprocal = _f32(1.0 / float(s))
+        vec = np.rint((flat[:n_vec] * reciprocal).astype(np.float32)).astype(np.float64)
+        q = flat[n_vec:].astype(np.float64) / float(s)
+        tail = np.sign(q) * np.floor(np.abs(q) + 0.5)     # std::round on a double
+        v = np.concatenate([vec, tail]).reshape(arr.shape)
+    else:
+        v = _round_away_f32((arr / s).astype(np.float32)).astype(np.float64)
+    v = np.clip(v, -(2.0**31), 2.0**31 - 128)             # the C cast of an out-of-range float is undefined
     return np.clip(v.astype(np.int64) + z, lo, hi).astype(dt)
 
 
@@ -864,6 +888,22 @@ def xnnpack_f32_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dtype=np.i
     return np.clip(np.rint(v.astype(np.float32)), -128, 127).astype(dt)
 
 
+def xnnpack_quantize(x, y_qp, out_dtype=np.int8) -> np.ndarray:
+    """QUANTIZE float32 -> int8 under LiteRT's default resolver (XNNPACK convert)::
+
+        y = clamp(rint_even(x * f32(1 / s)) + z)          # multiply by the float32 reciprocal, ties to even
+    """
+    dt = _out_dtype(out_dtype)
+    s, z = _qp(y_qp, "y_qp")
+    arr = np.asarray(x)
+    if arr.dtype != np.float32:
+        raise ValueError(f"x: expected a float32 array, got dtype {arr.dtype}")
+    lo, hi = _qrange(dt)
+    v = np.rint((arr * (_f32(1) / s)).astype(np.float32)).astype(np.float64)
+    v = np.clip(v, -(2.0**31), 2.0**31 - 128)
+    return np.clip(v.astype(np.int64) + z, lo, hi).astype(dt)
+
+
 SCHEMES = {
     "add": {"tflite_fixed_point": tflite_fixed_point_add, "xnnpack_fixed_point": xnnpack_fixed_point_add},
     "sub": {"tflite_fixed_point": tflite_fixed_point_sub, "xnnpack_fixed_point": xnnpack_fixed_point_sub},
@@ -875,7 +915,7 @@ SCHEMES = {
     "logistic": {"tflite_lut_f32": tflite_lut_f32_logistic, "tflite_fixed_point": tflite_fixed_point_logistic},
     "tanh": {"tflite_lut_f32": tflite_lut_f32_tanh, "tflite_fixed_point": tflite_fixed_point_tanh},
     "hard_swish": {"tflite_reference": tflite_reference_hard_swish},
-    "quantize": {"half_away": tflite_quantize},
+    "quantize": {"half_away": tflite_quantize, "xnnpack_half_even": xnnpack_quantize},
     "requantize": {"tflite_fixed_point": tflite_requantize},
 }
 """op -> scheme name -> function, for the executor's ``elementwise`` section."""

@@ -178,6 +178,16 @@ def test_quantize_half_away_vectors() -> None:
     np.testing.assert_array_equal(at.tflite_quantize(np.float32([1e9, -1e9]), qp(1.0, 5)), [127, -128])
 
 
+def test_quantize_engine_variants_on_ties() -> None:
+    # nine copies of 2.5 at scale 1: the reference rounds half away (3); LiteRT's optimised kernel rounds the
+    # first 8 (its vector blocks) half to even (2) and the 9th (scalar tail, double division) away (3);
+    # XNNPACK rounds all to even
+    x = np.full(9, 2.5, dtype=np.float32)
+    np.testing.assert_array_equal(at.tflite_quantize(x, qp(1.0)), [3] * 9)
+    np.testing.assert_array_equal(at.tflite_quantize(x, qp(1.0), engine="litert_opt"), [2] * 8 + [3])
+    np.testing.assert_array_equal(at.xnnpack_quantize(x, qp(1.0)), [2] * 9)
+
+
 def test_requantize_and_dequantize() -> None:
     # s_x / s_y = 0.5 -> (2^30, 0); x - z_x = 3 -> SRDHM(3, 2^30) = 2 (1.5 half up), + z_y
     np.testing.assert_array_equal(at.tflite_requantize(np.array([4, -2], np.int8), qp(0.5, 1), qp(1.0, -3)),

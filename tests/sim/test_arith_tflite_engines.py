@@ -62,6 +62,15 @@ def _inputs(case: dict, seed: int) -> list[np.ndarray]:
     """Exhaustive int8 coverage where the shape allows it, full-range random values otherwise."""
     rng = np.random.default_rng(seed)
     shapes = [tuple(t["shape"]) for t in case["inputs"]]
+    if case["op"] == "quantize_tanh_dequantize":
+        # float inputs on and next to every quantisation tie (k + 1/2) * s, then random and out-of-range values
+        s = np.float32(case["op_outputs"][0]["scale"][0])
+        ties = ((np.arange(-140, 140) + np.float32(0.5)) * s).astype(np.float32)
+        near = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf))])
+        n = shapes[0][1]
+        x = np.concatenate([near, rng.uniform(-4, 4, size=n).astype(np.float32)])[:n]
+        x[-(n % 8):] = ties[100:100 + n % 8]       # ties in the scalar tail after the blocks of 8 too
+        return [x.reshape(shapes[0]).astype(np.float32)]
     all8 = np.arange(-128, 128, dtype=np.int8)
     if len(shapes) == 2 and shapes[0] == shapes[1] == (1, 65536):
         return [np.repeat(all8, 256).reshape(1, -1), np.tile(all8, 256).reshape(1, -1)]
@@ -95,8 +104,17 @@ def _same_padding(size: int, k: int, s: int) -> tuple[int, int]:
 
 def hwsim_result(case: dict, engine: str, inputs: list[np.ndarray]) -> np.ndarray:
     op, attrs = case["op"], case["attrs"]
-    qps = [_qp(t) for t in case["inputs"]]
-    y_qp = _qp(case["output"])
+    qps = [_qp(t) for t in case["inputs"] if t["scale"]]
+    y_qp = _qp(case["output"]) if case["output"]["scale"] else None
+    if op == "quantize_tanh_dequantize":
+        q_in = QuantParams(np.float32(case["op_outputs"][0]["scale"][0]), np.int64(case["op_outputs"][0]["zero_point"][0]))
+        q_out = QuantParams(np.float32(case["op_outputs"][1]["scale"][0]), np.int64(case["op_outputs"][1]["zero_point"][0]))
+        tanh = at.tflite_fixed_point_tanh if engine == "tflm" else at.tflite_lut_f32_tanh
+        if engine == "litert_xnnpack":
+            q = at.xnnpack_quantize(inputs[0], q_in)
+        else:
+            q = at.tflite_quantize(inputs[0], q_in, engine=engine)
+        return at.tflite_dequantize(tanh(q, q_in, q_out), q_out)
     if engine == "litert_xnnpack" and op in ("add", "sub", "mul"):
         fn = {"add": at.xnnpack_fixed_point_add, "sub": at.xnnpack_fixed_point_sub, "mul": at.xnnpack_f32_mul}[op]
         return fn(inputs[0], qps[0], inputs[1], qps[1], y_qp, activation=attrs["activation"])
@@ -146,7 +164,7 @@ def assert_same(expected: np.ndarray, got: np.ndarray, inputs: list[np.ndarray],
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_single_op_model_matches_engine(name: str, engine: str) -> None:
     case = CASES[name]
-    for seed in range(3 if case["inputs"][0]["shape"] not in ([1, 256], [1, 65536]) else 1):
+    for seed in range(3 if case["inputs"][0]["shape"] not in ([1, 256], [1, 65536], [1, 4093]) else 1):
         inputs = _inputs(case, seed)
         expected = run_engine(engine, DATA / name, inputs)
         got = hwsim_result(case, engine, inputs)
@@ -163,6 +181,8 @@ ENGINE_SPLITS = [
     ("sub_pot.tflite", "litert_ref", "litert_xnnpack"),
     ("mul_pot.tflite", "litert_ref", "litert_xnnpack"),
     ("mean_hw_pot.tflite", "litert_ref", "litert_xnnpack"),
+    ("quantize_tanh_dequantize_cal.tflite", "litert_ref", "litert_opt"),
+    ("quantize_tanh_dequantize_cal.tflite", "litert_opt", "litert_xnnpack"),
 ]
 
 

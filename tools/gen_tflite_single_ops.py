@@ -139,6 +139,11 @@ def main() -> int:
     _write("add_relu6", flat, "add", {"activation": [0.0, 6.0]},
            {"in0": (2.0**-5, 0), "in1": (2.0**-5, 0), "out": (2.0**-5, -128)}, manifest)
     bshape = [spec([2, 5, 7, 8], tf.float32), spec([1, 1, 7, 1], tf.float32)]
+    # the broadcast operand first: XNNPACK then runs its "constant b" kernel with the operands swapped
+    fn = tf.function(lambda a, b: a + b)
+    flat = _convert(fn, bshape[::-1], [(-1.0, 1.0), (-2.0, 3.0)], "add_bcast_first")
+    _write("add_bcast_first", flat, "add", {"activation": None},
+           {"in0": (2.0**-6, 9), "in1": (2.0**-5, -7), "out": (2.0**-5, 2)}, manifest)
     for name, f in {"add_bcast": tf.add, "mul_bcast": tf.multiply, "sub_bcast": tf.subtract}.items():
         fn = tf.function(lambda a, b, f=f: f(a, b))
         flat = _convert(fn, bshape, [(-2.0, 3.0), (-1.0, 1.0)], name)
@@ -178,6 +183,14 @@ def main() -> int:
         flat = _convert(fn, [spec([64, depth], tf.float32)], [rg], f"softmax_d{depth}")
         _write(f"softmax_d{depth}", flat, "softmax", {"beta": 1.0, "axis": -1},
                {"in0": (2.0**-3, 5), "out": (2.0**-8, -128)}, manifest)
+    # beta != 1: the converter writes beta = 1, so the option is overwritten in the flatbuffer
+    fn = tf.function(lambda x: tf.nn.softmax(x, axis=-1))
+    flat = _convert(fn, [spec([64, 19], tf.float32)], [(-6.0, 6.0)], "softmax_beta")
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
+    model.subgraphs[0].operators[0].builtinOptions.beta = 0.37
+    flat = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    _write("softmax_beta", flat, "softmax", {"beta": float(np.float32(0.37)), "axis": -1},
+           {"in0": (2.0**-3, 5), "out": (2.0**-8, -128)}, manifest)
     fn = tf.function(lambda x: tf.nn.softmax(x, axis=-1))
     flat = _convert(fn, [spec([512, 40], tf.float32)], [(-6.0, 6.0)], "softmax_d40")
     _write("softmax_d40", flat, "softmax", {"beta": 1.0, "axis": -1}, None, manifest, SPLIT["softmax"])
@@ -198,6 +211,12 @@ def main() -> int:
         fn = tf.function(lambda x, k=k, s=s, pad=pad: tf.nn.avg_pool2d(x, k, s, pad))
         flat = _convert(fn, [spec(shape, tf.float32)], [(-2.0, 6.0)], name)
         _write(name, flat, "avg_pool2d", {"kernel": [k, k], "stride": [s, s], "padding": pad}, None, manifest)
+
+    # a fused ReLU6 on the pool (the converter folds it into AVERAGE_POOL_2D)
+    fn = tf.function(lambda x: tf.nn.relu6(tf.nn.avg_pool2d(x, 3, 1, "SAME")))
+    flat = _convert(fn, [spec([1, 6, 6, 4], tf.float32)], [(-2.0, 8.0)], "avg_pool_relu6")
+    _write("avg_pool_relu6", flat, "avg_pool2d", {"kernel": [3, 3], "stride": [1, 1], "padding": "SAME",
+                                                  "activation": [0.0, 6.0]}, None, manifest)
 
     (OUT / "cases.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     (OUT / "PROVENANCE.md").write_text(

@@ -137,7 +137,8 @@ def hwsim_result(case: dict, engine: str, inputs: list[np.ndarray]) -> np.ndarra
             (pt, pb), (pl, pr) = _same_padding(h, kh, sh), _same_padding(w, kw, sw)
         else:
             pt = pb = pl = pr = 0
-        return at.tflite_rounded_avg_pool2d(inputs[0], qps[0], y_qp, (kh, kw), (sh, sw), (pt, pl, pb, pr))
+        return at.tflite_rounded_avg_pool2d(inputs[0], qps[0], y_qp, (kh, kw), (sh, sw), (pt, pl, pb, pr),
+                                            activation=attrs.get("activation"))
     if op == "softmax":
         fn = at.tflite_lut_f32_softmax if engine == "litert_opt" else at.tflite_reference_softmax
         return fn(inputs[0], qps[0], y_qp, beta=attrs["beta"], axis=attrs["axis"])

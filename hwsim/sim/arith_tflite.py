@@ -205,7 +205,7 @@ def _add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.nda
         a64, b64 = np.broadcast_arrays(a64, b64)
     except ValueError:
         raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
-    left_shift = 20                                     # 8-bit path (15 for TFLite's general int16 path)
+    left_shift = 20                                     # TFLite's 8-bit path
     (m1, e1), (m2, e2), (mo, eo) = _add_sub_params(s1, s2, so, left_shift)
     x1 = gl.mul_by_quantized_multiplier(gl.wrap32((a64 - z1) << left_shift), m1, e1)
     x2 = gl.mul_by_quantized_multiplier(gl.wrap32((b64 - z2) << left_shift), m2, e2)
@@ -218,7 +218,7 @@ def _add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.nda
 def tflite_fixed_point_add(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation=None) -> np.ndarray:
     """TFLite / TFLM quantized ADD (reference ``AddFunc``; LiteRT's optimised int8 ADD is the same on x86).
 
-    With left_shift = 20 (15 for int16) and ``MBQM`` = double-rounding
+    int8 (TFLite's 8-bit path, left_shift ls = 20), with ``MBQM`` = double-rounding
     MultiplyByQuantizedMultiplier::
 
         twice_max = 2 * max(s_a, s_b)
@@ -397,20 +397,23 @@ def tflite_rounded_avg_pool2d(x, x_qp, y_qp, kernel, stride, padding, activation
     oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {kernel} larger than the padded input {h}x{w}")
-    out = np.empty((n, oh, ow, c), dtype=np.int64)
-    for oy in range(oh):
-        y0 = oy * sh - pt
-        ys, ye = max(0, y0), min(h, y0 + kh)
-        for ox in range(ow):
-            x0 = ox * sw - pl
-            xs, xe = max(0, x0), min(w, x0 + kw)
-            count = (ye - ys) * (xe - xs)
-            if count <= 0:
-                raise ValueError(f"output ({oy}, {ox}) has an empty window: TFLite fails on this padding")
-            acc = gl.wrap32(x64[:, ys:ye, xs:xe, :].sum(axis=(1, 2)))
-            half = count // 2
-            num = np.where(acc > 0, acc + half, acc - half)
-            out[:, oy, ox, :] = np.where(num >= 0, num // count, -((-num) // count))
+    # window bounds clipped to the input, per output row / column
+    y0 = np.arange(oh) * sh - pt
+    x0 = np.arange(ow) * sw - pl
+    ys, ye = np.clip(y0, 0, h), np.clip(y0 + kh, 0, h)
+    xs, xe = np.clip(x0, 0, w), np.clip(x0 + kw, 0, w)
+    count = ((ye - ys)[:, None] * (xe - xs)[None, :])[None, :, :, None]
+    if np.any(count <= 0):
+        raise ValueError("padding: some output window has no input tap; TFLite fails on this padding")
+    # exact window sums from 2-D prefix sums (int64: no rounding anywhere)
+    prefix = np.zeros((n, h + 1, w + 1, c), dtype=np.int64)
+    prefix[:, 1:, 1:, :] = x64.cumsum(axis=1).cumsum(axis=2)
+    yy0, yy1, xx0, xx1 = ys[:, None], ye[:, None], xs[None, :], xe[None, :]
+    acc = gl.wrap32(prefix[:, yy1, xx1, :] - prefix[:, yy0, xx1, :] - prefix[:, yy1, xx0, :]
+                    + prefix[:, yy0, xx0, :])
+    half = count // 2
+    num = np.where(acc > 0, acc + half, acc - half)
+    out = np.where(num >= 0, num // count, -((-num) // count))       # C division: toward zero
     lo, hi = activation_range(activation, y_qp, dt)
     return np.clip(out, lo, hi).astype(dt)
 
@@ -581,10 +584,15 @@ def tflite_lut_f32_tanh(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
     return _lut_int8(x, x_qp, y_qp, out_dtype, lambda v: _libm_map(_TANHF, v))
 
 
+_ALL_INT8 = np.arange(-128, 128, dtype=np.int64)
+
+
 def _q4_input(x, x_qp, out_dtype):
+    """TFLM's LOGISTIC / TANH input stage, evaluated on all 256 int8 values (the op is a table of them)."""
     dt = _out_dtype(out_dtype)
     sx, zx = _qp(x_qp, "x_qp")
-    x64 = _int_array(x, "x", np.dtype(np.int8))
+    _int_array(x, "x", np.dtype(np.int8))
+    x64 = _ALL_INT8
     # TFLM Prepare: frexp of s_x * 2**27, multiplier = round(q * 2**31) (no renormalisation)
     q, left_shift = math.frexp(float(sx) * float(1 << 27))
     m = int(math.floor(q * (1 << 31) + 0.5))
@@ -612,8 +620,8 @@ def tflite_fixed_point_logistic(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
         raise ValueError(f"y_qp: TFLite int8 logistic needs zero point -128, got {zy}")
     centered, radius, q4, dt = _q4_input(x, x_qp, out_dtype)
     out = np.clip(gl.rdbpot(gl.logistic(q4, 4), 23) - 128, -128, 127)
-    out = np.where(centered <= -radius, -128, np.where(centered >= radius, 127, out))
-    return out.astype(dt)
+    table = np.where(centered <= -radius, -128, np.where(centered >= radius, 127, out))
+    return table[np.asarray(x).astype(np.int64) + 128].astype(dt)
 
 
 def tflite_fixed_point_tanh(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
@@ -629,8 +637,8 @@ def tflite_fixed_point_tanh(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
         raise ValueError(f"y_qp: TFLite int8 tanh needs zero point 0, got {zy}")
     centered, radius, q4, dt = _q4_input(x, x_qp, out_dtype)
     out = np.clip(gl.rdbpot(gl.tanh(q4, 4), 24), -128, 127)
-    out = np.where(centered <= -radius, -128, np.where(centered >= radius, 127, out))
-    return out.astype(dt)
+    table = np.where(centered <= -radius, -128, np.where(centered >= radius, 127, out))
+    return table[np.asarray(x).astype(np.int64) + 128].astype(dt)
 
 
 def _wrap16(x: np.ndarray) -> np.ndarray:
@@ -691,7 +699,8 @@ def tflite_reference_hard_swish(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
     dt = _out_dtype(out_dtype)
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")
-    x64 = _int_array(x, "x", np.dtype(np.int8))
+    x_in = _int_array(x, "x", np.dtype(np.int8))
+    x64 = _ALL_INT8                                    # evaluate the 256-entry table, then look up
     hires = _f32(1.0 / 128.0) * sx
     mo32, eo = quantize_multiplier(float(hires / sy))
     if eo > 0:
@@ -710,7 +719,7 @@ def tflite_reference_hard_swish(x, x_qp, y_qp, out_dtype=np.int8) -> np.ndarray:
         r = _rdbpot16(r, -er)
     r = _wrap16((r + (1 << 15)) >> 1)
     out = _wrap16(_rdbpot16(_sdhm16(r, pre), -eo) + zy)
-    return np.clip(out, -128, 127).astype(dt)
+    return np.clip(out, -128, 127)[x_in + 128].astype(dt)
 
 
 # --------------------------------------------------------------------------------------------

@@ -274,3 +274,32 @@ def test_xnnpack_refuses_what_the_delegate_refuses() -> None:
         at.xnnpack_fixed_point_add(a, qp(1.0), a, qp(1.0), qp(1e-3))
     with pytest.raises(ValueError, match="would not delegate"):
         at.xnnpack_f32_mul(a, qp(1e-3), a, qp(1e-3), qp(1.0))
+
+
+def _avg_pool_loop(x, kernel, stride, padding):
+    """TFLite reference AveragePool written as its loops, on Python ints (C division truncates)."""
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, stride, padding
+    n, h, w, c = x.shape
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    out = np.zeros((n, oh, ow, c), dtype=np.int64)
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                for ch in range(c):
+                    taps = [int(x[b, y, xx, ch]) for y in range(oy * sh - pt, oy * sh - pt + kh)
+                            for xx in range(ox * sw - pl, ox * sw - pl + kw) if 0 <= y < h and 0 <= xx < w]
+                    acc, cnt = sum(taps), len(taps)
+                    out[b, oy, ox, ch] = oracle.c_div(acc + cnt // 2 if acc > 0 else acc - cnt // 2, cnt)
+    return np.clip(out, -128, 127)
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2),
+       st.integers(1, 2), st.lists(st.integers(0, 1), min_size=4, max_size=4), st.integers(0, 2**32 - 1))
+def test_avg_pool_matches_the_reference_loops(h, w, kh, kw, sh, sw, pads, seed) -> None:
+    pads = tuple(min(p, k - 1) for p, k in zip(pads, (kh, kw, kh, kw)))
+    if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw:
+        return
+    x = np.random.default_rng(seed).integers(-128, 128, size=(2, h, w, 3), dtype=np.int8)
+    q = qp(0.1, 3)
+    np.testing.assert_array_equal(at.tflite_rounded_avg_pool2d(x, q, q, (kh, kw), (sh, sw), pads),
+                                  _avg_pool_loop(x, (kh, kw), (sh, sw), pads))

@@ -1,0 +1,1 @@
+"""Simulation of whole ops: engines' special (non-GEMM) arithmetic, one module per engine family."""

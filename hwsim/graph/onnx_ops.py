@@ -698,13 +698,20 @@ def _q_weights(b, node, index: int, scale_index: int, zp_index: int, axis: int) 
     return _q_input(b, node, index, scale_index, zp_index, axis)
 
 
-def _int_bias(b, node, index: int) -> str | None:
+def _int_bias(b, node, index: int, x: str, w: str) -> str | None:
+    """The int32 bias; it gets quant params scale = x_scale * w_scale (float32), zero point 0, as ORT reads it."""
+    from hwsim.graph.ir import QuantParams
+
     if index >= len(node.input) or not node.input[index]:
         return None
     value = b.const(node.input[index])
     if value is None or value.dtype != np.int32:
         raise b.error(node, "the bias must be a constant int32 initializer")
-    return b.use(node.input[index], node)
+    name = b.use(node.input[index], node)
+    xq, wq = b.tensors[x].quant, b.tensors[w].quant
+    scale = (xq.scale * wq.scale).astype(np.float32)
+    quant = QuantParams(scale, np.zeros(scale.shape, np.int64), axis=0 if wq.per_channel else None)
+    return b.set_quant(name, quant, node)
 
 
 @_op("QLinearConv")
@@ -713,7 +720,7 @@ def _qlinearconv(b, node, attrs):
     _rank4(b, node, x)
     w = _q_weights(b, node, 3, 4, 5, axis=0)
     quant, dtype = _q_output(b, node, 6, 7, 4)
-    _conv(b, node, attrs, x, w, _int_bias(b, node, 8), dtype, quant)
+    _conv(b, node, attrs, x, w, _int_bias(b, node, 8, x, w), dtype, quant)
 
 
 @_op("ConvInteger")
@@ -793,7 +800,7 @@ def _qgemm(b, node, attrs):
     w = _q_weights(b, node, 3, 4, 5, axis=0 if trans_b else 1)
     if not trans_b:
         w = _transpose_qconst(b, w)
-    bias = _int_bias(b, node, 6)
+    bias = _int_bias(b, node, 6, a, w)
     if len(node.input) > 7 and node.input[7]:
         quant, dtype = _q_output(b, node, 7, 8, 2)
     else:

@@ -53,12 +53,19 @@ def load_onnx(path: str | os.PathLike) -> Graph:
         raise ModelError(f"{path}: not a readable ONNX model (truncated or corrupt file?): {exc}") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise ModelError(f"{path}: not a readable ONNX model (no graph or no nodes; truncated or corrupt file?)")
+    # onnx's checker is stricter than onnxruntime (it rejects e.g. outputs without a shape), so its
+    # verdict only explains a conversion failure; it never rejects a model on its own
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
-        raise ModelError(f"{path}: invalid ONNX model: {first}") from None
-    return convert_model(model, path)
+        problem = ""
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+    try:
+        return convert_model(model, path)
+    except ModelError as exc:
+        if problem:
+            raise ModelError(f"{exc} (the ONNX checker also reports: {problem})") from None
+        raise
 
 
 def convert_model(model, path: str = "<memory>") -> Graph:

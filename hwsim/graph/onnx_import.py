@@ -74,14 +74,15 @@ def convert_model(model, path: str = "<memory>") -> Graph:
 
     builder = OnnxBuilder(model, path)
     try:
-        for node in model.graph.node:
+        for index, node in enumerate(model.graph.node):
+            builder.current = index
             onnx_ops.convert_node(builder, node)
         graph = builder.finish()
     except ModelError:
         raise
     except (KeyError, IndexError, ValueError, TypeError) as exc:   # a malformed graph, never a crash
         raise ModelError(f"{path}: cannot convert the model: {exc}") from None
-    passes.fuse_qdq(graph)
+    passes.fuse_qdq(graph, builder.origin)
     passes.fuse_activations(graph)
     passes.remove_dead(graph)
     graph.kind = onnx_ops.model_kind(model)
@@ -110,6 +111,8 @@ class OnnxBuilder:
         self.alias: dict[str, str] = {}                  # Identity / Dropout outputs
         self.dq_const: dict[str, str] = {}               # float tensor -> its quantized constant
         self._counter = 0
+        self.current = -1                                # index of the ONNX node being converted
+        self.origin: dict[int, int] = {}                 # id(IR node) -> index of its ONNX node
         graph = model.graph
         for init in graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -211,8 +214,10 @@ class OnnxBuilder:
         return self.add_tensor(self.fresh(base), data.shape, data.dtype, quant, data)
 
     def emit(self, op: str, inputs: list[str], outputs: list[str], node, **attrs) -> Node:
-        ir_node = Node(op, list(inputs), list(outputs), attrs, name=node.name, source_op=node.op_type)
+        name = node.name or f"{node.op_type}_{self.current}"
+        ir_node = Node(op, list(inputs), list(outputs), attrs, name=name, source_op=node.op_type)
         self.nodes.append(ir_node)
+        self.origin[id(ir_node)] = self.current
         return ir_node
 
     # ---- quantisation parameters --------------------------------------------------------------------

@@ -75,10 +75,15 @@ def _bounds(node: Node) -> tuple[float, float]:
     return (0.0, math.inf) if node.op == "relu" else (node.attrs["min"], node.attrs["max"])
 
 
-def fuse_qdq(graph: Graph) -> None:
-    """Fuse DQ -> op -> [Clip/Relu] -> Q groups into integer ops, as onnxruntime does (module docstring)."""
+def fuse_qdq(graph: Graph, origin: dict[int, int] | None = None) -> None:
+    """Fuse DQ -> op -> [Clip/Relu] -> Q groups into integer ops, as onnxruntime does (module docstring).
+
+    ``origin`` maps ``id(node)`` to the index of the model node it came from, so
+    that the transposes an importer adds around a rank-4 reshape move with it.
+    """
     if not any(n.op == "quantize" for n in graph.nodes):
         return
+    origin = origin or {}
     _remove_redundant_clips(graph)
     producers = graph.producers()
     consumers = graph.consumers()
@@ -87,15 +92,33 @@ def fuse_qdq(graph: Graph) -> None:
     for q in graph.nodes:
         if q.op != "quantize":
             continue
-        mid = q.inputs[0]
-        op = producers.get(mid)
-        if op is None or id(op) in replaced or mid in graph.outputs or len(consumers.get(mid, [])) != 1:
+        chain = _chain(graph, q, producers, consumers, origin)
+        if not chain or any(id(n) in replaced for n in chain):
             continue
-        fused = _fuse_group(graph, op, q, producers)
+        fused = _fuse_group(graph, chain, q, producers)
         if fused is not None:
-            replaced[id(op)] = fused
+            replaced.update({id(old): new for old, new in zip(chain, fused)})
             removed.add(id(q))
     graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in removed]
+
+
+def _single_use(graph: Graph, name: str, consumers: dict) -> bool:
+    return name not in graph.outputs and len(consumers.get(name, [])) == 1
+
+
+def _chain(graph: Graph, q: Node, producers: dict, consumers: dict, origin: dict) -> list[Node]:
+    """The IR nodes of one model op ending at quantize ``q`` (several only for a reshape with its transposes)."""
+    op = producers.get(q.inputs[0])
+    if op is None or not _single_use(graph, q.inputs[0], consumers):
+        return []
+    chain = [op]
+    while chain[0].op in _DROP_QDQ_OPS and origin.get(id(chain[0])) is not None:
+        prev = producers.get(chain[0].inputs[0])
+        if prev is None or origin.get(id(prev)) != origin.get(id(chain[0])) or \
+                not _single_use(graph, chain[0].inputs[0], consumers):
+            break
+        chain.insert(0, prev)
+    return chain
 
 
 def _remove_redundant_clips(graph: Graph) -> None:
@@ -128,8 +151,12 @@ def _dq_source(graph: Graph, name: str, producers: dict) -> str | None:
     return p.inputs[0]
 
 
-def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None:
-    if op.op not in _QLINEAR_OPS and op.op not in _DROP_QDQ_OPS:
+def _fuse_group(graph: Graph, chain: list[Node], q: Node, producers: dict) -> list[Node] | None:
+    """Integer replacements for the nodes of ``chain`` (DQ inputs, output to ``q``), or None if ORT would not fuse."""
+    op = chain[0]
+    if any(n.op not in _QLINEAR_OPS and n.op not in _DROP_QDQ_OPS for n in chain):
+        return None
+    if len(chain) > 1 and any(n.op not in _DROP_QDQ_OPS for n in chain):
         return None
     if op.op == "mean" and op.source_op != "GlobalAveragePool":
         return None
@@ -156,8 +183,17 @@ def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None
     else:
         if any(t.dtype != y.dtype for t in tensors if t is not None) or y.dtype not in _INT8:
             return None
-    attrs = dict(op.attrs)
-    return Node(op.op, srcs, [q.outputs[0]], attrs, name=op.name, source_op=op.source_op)
+    fused = []
+    for i, node in enumerate(chain):
+        inputs = srcs if i == 0 else list(node.inputs)
+        if i < len(chain) - 1:              # an intermediate of a reshape chain now holds the integers
+            mid = graph.tensor(node.outputs[0])
+            mid.dtype, mid.quant = x.dtype, x.quant
+            outputs = list(node.outputs)
+        else:
+            outputs = [q.outputs[0]]
+        fused.append(Node(node.op, inputs, outputs, dict(node.attrs), name=node.name, source_op=node.source_op))
+    return fused
 
 
 def _same_quant(a: Tensor, b: Tensor) -> bool:

@@ -1,8 +1,11 @@
-"""A tiny numpy evaluator of the *float* IR, for importer tests only.
+"""A tiny numpy evaluator of the IR in float, for importer tests only.
 
 It checks layout conversion, BN folding and attribute translation against
 onnxruntime's float output (to ~1e-4), so it is deliberately naive: float32
-numpy, NHWC, no claim to bit-exactness.  The real executor lives in hwsim.sim.
+numpy, NHWC, no claim to bit-exactness.  Integer ops are run as fake-quant
+(dequantize the inputs, float op, quantize the output), which is within an
+LSB or so of an engine: enough to catch a wrong layout or attribute, never a
+bit-exactness check.  The real executor lives in hwsim.sim.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
         if t.is_constant:
             env[name] = t.data
     for node in graph.nodes:
-        args = [env[i] if i else None for i in node.inputs]
+        args = [_to_real(graph.tensor(i), env[i]) if i else None for i in node.inputs]
         y = _OPS[node.op](graph, node, *args)
         act = node.attrs.get("activation")
         if act is not None:
             y = np.clip(y, np.float32(act[0]), np.float32(act[1]))
-        env[node.outputs[0]] = y
+        env[node.outputs[0]] = _from_real(graph.tensor(node.outputs[0]), y)
     out = {}
     for name in graph.outputs:
         y = env[name]
@@ -95,20 +98,33 @@ def _softmax(graph, node, x):
     return e / e.sum(axis=ax, keepdims=True)
 
 
-def _quantize(graph, node, x):
-    t = graph.tensor(node.outputs[0])
-    q = np.rint(x / t.quant.scale) + t.quant.zero_point
+def _qshape(t, ndim):
+    shape = [1] * ndim
+    if t.quant.per_channel:
+        shape[t.quant.axis] = t.quant.scale.size
+    return t.quant.scale.reshape(shape), t.quant.zero_point.reshape(shape)
+
+
+def _to_real(t, x):
+    """Integer tensors with quant params -> float32 reals (ONNX DequantizeLinear); others unchanged."""
+    if not np.issubdtype(x.dtype, np.integer):
+        return x
+    if t.quant is None:
+        return x.astype(np.float64)     # a raw accumulator (MatMulInteger / ConvInteger)
+    s, zp = _qshape(t, x.ndim)
+    return ((x.astype(np.int64) - zp).astype(np.float32) * s).astype(np.float32)
+
+
+def _from_real(t, y):
+    """Float results -> the output tensor's integer type (ONNX QuantizeLinear: x / s, RNE, + zp, saturate)."""
+    if not np.issubdtype(t.dtype, np.integer):
+        return np.asarray(y, dtype=t.dtype)
+    if t.quant is None:
+        return np.rint(y).astype(t.dtype)
+    s, zp = _qshape(t, y.ndim)
+    q = np.rint((y / s).astype(np.float32)) + zp
     info = np.iinfo(t.dtype)
     return np.clip(q, info.min, info.max).astype(t.dtype)
-
-
-def _dequantize(graph, node, x):
-    q = graph.tensor(node.inputs[0]).quant
-    shape = [1] * x.ndim
-    if q.per_channel:
-        shape[q.axis] = q.scale.size
-    zp, s = q.zero_point.reshape(shape), q.scale.reshape(shape)
-    return ((x.astype(np.int64) - zp).astype(np.float32) * s).astype(np.float32)
 
 
 _OPS = {
@@ -132,6 +148,6 @@ _OPS = {
     "relu": lambda g, n, x: np.maximum(x, 0),
     "leaky_relu": lambda g, n, x: np.where(x >= 0, x, x * np.float32(n.attrs["alpha"])),
     "clip": lambda g, n, x: np.clip(x, n.attrs["min"], n.attrs["max"]),
-    "quantize": _quantize,
-    "dequantize": _dequantize,
+    "quantize": lambda g, n, x: x,       # the conversions happen in _to_real / _from_real
+    "dequantize": lambda g, n, x: x,
 }

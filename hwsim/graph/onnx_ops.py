@@ -496,6 +496,22 @@ def _flatten_op(b, node, attrs):
     _reshape_to(b, node, x, target, node.output[0])
 
 
+@_op("Transpose")
+def _transpose_op(b, node, attrs):
+    x = b.use(node.input[0], node)
+    t = b.tensor(x)
+    rank = len(t.shape)
+    perm = tuple(int(p) for p in attrs.get("perm", range(rank - 1, -1, -1)))
+    if sorted(perm) != list(range(rank)):
+        raise b.error(node, f"perm {perm} is not a permutation of {rank} axes")
+    if rank == 4:   # IR axis i of the output is model axis TO_NHWC[i] = model input axis perm[TO_NHWC[i]]
+        perm = tuple(TO_NCHW[perm[TO_NHWC[i]]] for i in range(4))
+    if t.quant is not None and t.quant.per_channel:
+        raise b.error(node, "Transpose of a per-channel quantized tensor is not supported")
+    y = b.add_tensor(node.output[0], tuple(t.shape[p] for p in perm), t.dtype, t.quant)
+    b.emit("transpose", [x], [y], node, perm=perm)
+
+
 @_op("Concat")
 def _concat_op(b, node, attrs):
     inputs = [b.use(n, node) for n in node.input]

@@ -12,9 +12,9 @@ what the engine computes:
   model meant).  A Clip that is not redundant stays, and so does its producer
   in float.
 * The QDQ selectors: DQ inputs -> Conv / Gemm / MatMul / Add / Mul /
-  GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu -> a single
-  Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul, QLinearAdd,
-  ...); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
+  GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu / Softmax ->
+  a single Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul,
+  QLinearAdd, ..., QLinearSoftmax); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
   zero point becomes the op on the integer tensor (the Q/DQ pair is dropped).
   Anything else keeps its DQ / float op / Q, as ORT runs it.
 """
@@ -33,7 +33,7 @@ _ACTIVATION_OPS = ("conv2d", "fully_connected", "add", "sub", "mul", "avg_pool2d
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 # integer op <- DQ inputs, float op, Q output (ORT's QLinear* replacements)
 _QLINEAR_OPS = {"conv2d", "fully_connected", "matmul", "add", "mul", "mean", "avg_pool2d", "concat",
-                "logistic", "leaky_relu"}
+                "logistic", "leaky_relu", "softmax"}
 # ops ORT runs on the integer tensor when the DQ and Q around them agree (the pair is dropped)
 _DROP_QDQ_OPS = {"reshape", "transpose", "max_pool2d"}
 

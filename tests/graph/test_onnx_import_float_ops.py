@@ -105,6 +105,9 @@ def _cases():
     yield "hard_swish", model([n("HardSwish", ["x"], ["y"])], X4, ["y"]), ["hard_swish"], {}
     yield "leaky_relu", model([n("LeakyRelu", ["x"], ["y"], alpha=0.2)], X4, ["y"]), ["leaky_relu"], \
         {"alpha": pytest.approx(0.2)}
+    yield "transpose_rank4", model([n("Transpose", ["x"], ["y"], perm=[0, 3, 1, 2])], X4, ["y"]), ["transpose"], {}
+    yield "transpose_rank3", model([n("Transpose", ["x"], ["y"], perm=[2, 0, 1])], {"x": (2, 3, 4)}, ["y"]), \
+        ["transpose"], {"perm": (2, 0, 1)}
     yield "identity_chain", model(
         [n("Identity", ["x"], ["i"]), n("Relu", ["i"], ["y"])], X4, ["y"]), ["relu"], {}
 

@@ -220,6 +220,17 @@ def _qdq_cases():
         [n("Reshape", ["xf", "shp"], ["m"])], [init("shp", np.array([1, -1], np.int64))]), None
     yield "sigmoid", _qdq_model([n("Sigmoid", ["xf"], ["m"])], [], y=("y", 1 / 256, 0)), "logistic"
     yield "leaky_relu", _qdq_model([n("LeakyRelu", ["xf"], ["m"], alpha=0.1)], []), "leaky_relu"
+    yield "softmax", _qdq_model([n("Softmax", ["xf"], ["m"], axis=1)], [], y=("y", 1 / 256, 0)), "softmax"
+    yield "transpose_same_qparams", _qdq_model([n("Transpose", ["xf"], ["m"], perm=[0, 2, 3, 1])], [],
+                                               y=("y", 0.05, 128)), "transpose"
+    yield "flatten_same_qparams", _qdq_model([n("Flatten", ["xf"], ["m"])], [], y=("y", 0.05, 128)), "reshape"
+    yield "max_pool_other_qparams_not_fused", _qdq_model([n("MaxPool", ["xf"], ["m"], kernel_shape=[2, 2])], []), None
+    yield "relu_alone_removed", _qdq_model([n("Relu", ["xf"], ["m"])], [], y=("y", 0.05, 0)), None
+    yield "tanh_not_fused", _qdq_model([n("Tanh", ["xf"], ["m"])], [], y=("y", 1 / 128, 128)), None
+    yield "hard_swish_not_fused", _qdq_model([n("HardSwish", ["xf"], ["m"])], []), None
+    yield "sub_not_fused", _qdq_model([n("Sub", ["xf", "zf"], ["m"])], [], extra_inputs=("z",)), None
+    yield "pad_not_fused", _qdq_model([n("Pad", ["xf", "p"], ["m"])],
+                                      [init("p", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], y=("y", 0.05, 128)), None
 
 
 QDQ = list(_qdq_cases())
@@ -244,11 +255,11 @@ def test_qdq_fusion_matches_onnxruntime(case, tmp_path):
     assert ours_fused == ort_fused
     assert ours_fused == (fused_op is not None)
     if fused_op is not None:
-        core = [node for node in g.nodes if node.op not in ("quantize", "dequantize", "reshape", "transpose")] \
-            or [node for node in g.nodes if node.op in ("reshape",)]
-        assert core[-1].op == fused_op
-        for name in core[-1].inputs + core[-1].outputs:
-            assert np.issubdtype(g.tensor(name).dtype, np.integer)
+        core = [node for node in g.nodes if node.op not in ("quantize", "dequantize")]
+        assert fused_op in [node.op for node in core]
+        for node in core:
+            for name in node.inputs + node.outputs:
+                assert np.issubdtype(g.tensor(name).dtype, np.integer), (node.op, name)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = {i.name: (RNG.standard_normal(i.shape) * 2).astype(np.float32) for i in sess.get_inputs()}
     ref = sess.run(None, x)[0]

@@ -21,13 +21,22 @@ from hwsim.graph.layout import ir_array, ir_axis, ir_shape
 __all__ = ["load_onnx", "OnnxBuilder"]
 
 
-def load_onnx(path: str | os.PathLike) -> Graph:
+QDQ_FUSION = ("onnxruntime", "onnxruntime-x86", "none")
+
+
+def load_onnx(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph:
     """Read an ONNX model file into the IR.
 
     Parameters
     ----------
     path : str or PathLike
         A float (opset 13+), QDQ or QOperator ONNX model.
+    qdq_fusion : {"onnxruntime", "onnxruntime-x86", "none"}
+        How QDQ groups become integer ops: as onnxruntime 1.32 fuses them when
+        int8 activations are allowed (aarch64; identical to x86 for uint8
+        activations); with onnxruntime's x86 rules for int8 activations (int8
+        tensors read by two nodes keep the convolutions around them in float);
+        or not at all (DQ -> float op -> Q, as onnxruntime with ORT_DISABLE_ALL).
 
     Returns
     -------
@@ -45,6 +54,8 @@ def load_onnx(path: str | os.PathLike) -> Graph:
     from google.protobuf.message import DecodeError
 
     path = os.fspath(path)
+    if qdq_fusion not in QDQ_FUSION:
+        raise ValueError(f"qdq_fusion must be one of {QDQ_FUSION}, got {qdq_fusion!r}")
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
     try:
@@ -61,14 +72,14 @@ def load_onnx(path: str | os.PathLike) -> Graph:
     except (onnx.checker.ValidationError, ValueError) as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
     try:
-        return convert_model(model, path)
+        return convert_model(model, path, qdq_fusion)
     except ModelError as exc:
         if problem and "unsupported ONNX op" not in str(exc):
             raise ModelError(f"{exc} (the ONNX checker also reports: {problem})") from None
         raise
 
 
-def convert_model(model, path: str = "<memory>") -> Graph:
+def convert_model(model, path: str = "<memory>", qdq_fusion: str = "onnxruntime") -> Graph:
     """Convert an in-memory ``onnx.ModelProto`` (see :func:`load_onnx`)."""
     from hwsim.graph import onnx_ops, passes
 
@@ -82,7 +93,8 @@ def convert_model(model, path: str = "<memory>") -> Graph:
         raise
     except (KeyError, IndexError, ValueError, TypeError) as exc:   # a malformed graph, never a crash
         raise ModelError(f"{path}: cannot convert the model: {exc}") from None
-    passes.fuse_qdq(graph, builder.origin)
+    if qdq_fusion != "none":
+        passes.fuse_qdq(graph, builder.origin, int8_activations=qdq_fusion != "onnxruntime-x86")
     passes.fuse_activations(graph)
     passes.remove_dead(graph)
     graph.kind = onnx_ops.model_kind(model)

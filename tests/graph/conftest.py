@@ -27,7 +27,7 @@ CALIB = SHARED / "models" / "efficientnet_lite0_calib.npz"
 CALIB_CROPS = 4   # a few crops keep quantize_static at a few seconds
 
 
-def _quantize(src: pathlib.Path, dst: pathlib.Path, fmt: str, per_channel: bool) -> None:
+def _quantize(src: pathlib.Path, dst: pathlib.Path, fmt: str, per_channel: bool, activations: str = "u8") -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     crops = np.load(CALIB)["input"][:CALIB_CROPS]
@@ -41,7 +41,8 @@ def _quantize(src: pathlib.Path, dst: pathlib.Path, fmt: str, per_channel: bool)
 
     quantize_static(str(src), str(dst), Reader(),
                     quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
+                    activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8, per_channel=per_channel)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,14 @@ def efficientnet_models(tmp_path_factory) -> dict[str, pathlib.Path]:
     _quantize(EFFNET, paths["qdq"], "qdq", per_channel=True)
     _quantize(EFFNET, paths["qoperator"], "qoperator", per_channel=False)
     return paths
+
+
+@pytest.fixture(scope="session")
+def efficientnet_qdq_s8s8(efficientnet_models, tmp_path_factory) -> pathlib.Path:
+    """QDQ s8s8 per-channel EfficientNet-Lite0 (onnxruntime on x86 keeps part of it in float)."""
+    path = tmp_path_factory.mktemp("efficientnet_s8") / "effnet_qdq_s8s8_perchannel.onnx"
+    _quantize(EFFNET, path, "qdq", per_channel=True, activations="s8")
+    return path
 
 
 @pytest.fixture(scope="session")

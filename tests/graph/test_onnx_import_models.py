@@ -108,3 +108,29 @@ def test_qdq_fusion_agrees_with_onnxruntime(efficientnet_models, tmp_path):
     assert ops["QLinearConv"] == 49 and ops["QLinearAdd"] == 9
     assert ops["QLinearGlobalAveragePool"] == 1 and ops["QGemm"] == 1
     assert ops["DequantizeLinear"] == 1 and ops["QuantizeLinear"] == 1
+
+
+def _int_or_float(graph):
+    return Counter((n.op, "int" if g_dtype(graph, n).kind in "iu" else "float") for n in graph.nodes)
+
+
+def g_dtype(graph, node):
+    return graph.tensor(node.outputs[0]).dtype
+
+
+def test_qdq_s8s8_x86_rules_match_onnxruntime(efficientnet_qdq_s8s8, tmp_path):
+    """s8s8 QDQ: onnxruntime on x86 leaves convolutions next to int8 tensors with two readers in float;
+    qdq_fusion="onnxruntime-x86" reproduces its op split, the default fuses everything (as on aarch64)."""
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(efficientnet_qdq_s8s8), opts, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    x86 = _int_or_float(load_model(efficientnet_qdq_s8s8, qdq_fusion="onnxruntime-x86"))
+    assert x86[("conv2d", "int")] == ops["QLinearConv"] and x86[("conv2d", "float")] == ops["Conv"]
+    assert x86[("add", "int")] == ops["QLinearAdd"] and x86[("add", "float")] == ops["Add"]
+    assert x86[("mean", "int")] == ops["QLinearGlobalAveragePool"] == 1
+    assert x86[("fully_connected", "int")] == ops["QGemm"] == 1
+    assert ops["Conv"] > 0                       # the rule matters for this model
+    full = _int_or_float(load_model(efficientnet_qdq_s8s8))
+    assert full[("conv2d", "int")] == 49 and full[("add", "int")] == 9 and full[("dequantize", "float")] == 1

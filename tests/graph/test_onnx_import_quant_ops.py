@@ -266,3 +266,35 @@ def test_qdq_fusion_matches_onnxruntime(case, tmp_path):
     ours = run_float(g, x)["out"]
     ys = float(g.tensor(g.nodes[-1].inputs[0]).quant.scale)
     assert np.abs(ours - ref).max() <= ys * 1.001
+
+
+def _int8_shared_model(body, inits, second_input=False):
+    """int8 activations, each read by the op *and* by a Relu, so onnxruntime cannot rewrite them to uint8."""
+    nodes = [n("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), n("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+             n("Relu", ["xf"], ["o2"])]
+    inputs, outputs = {"x": X}, ["out", "o2", "o3"]
+    if second_input:
+        nodes += [n("QuantizeLinear", ["z", "xs", "xz"], ["zq"]), n("DequantizeLinear", ["zq", "xs", "xz"], ["zf"]),
+                  n("Relu", ["zf"], ["o4"])]
+        inputs["z"] = X
+        outputs.append("o4")
+    nodes += body + [n("QuantizeLinear", ["m", "ys", "yz"], ["yq"]), n("DequantizeLinear", ["yq", "ys", "yz"], ["out"]),
+                     n("DequantizeLinear", ["yq", "ys", "yz"], ["o3"])]
+    its = [init("xs", np.float32(0.05)), init("xz", np.int8(3)), init("ys", np.float32(0.1)), init("yz", np.int8(-2))]
+    return model(nodes, inputs, outputs, its + inits)
+
+
+def test_int8_activation_rules_for_x86(tmp_path):
+    wn, wi = _dq_w("w", _iw(6, 4, 3, 3), np.float32([0.01] * 6), axis=0)
+    conv = _int8_shared_model(wn + [n("Conv", ["xf", "w"], ["m"])], wi)
+    add = _int8_shared_model([n("Add", ["xf", "zf"], ["m"])], [], second_input=True)
+    for m, op, ort_op, x86_integer in ((conv, "conv2d", "QLinearConv", False), (add, "add", "QLinearAdd", True)):
+        path = save(m, tmp_path, f"{op}.onnx")
+        ort_ops = [node.op_type for node in _ort_optimised(path, tmp_path).graph.node]
+        assert (ort_op in ort_ops) == x86_integer
+        for mode, integer in (("onnxruntime-x86", x86_integer), ("onnxruntime", True)):
+            g = load_model(path, qdq_fusion=mode)
+            node = next(node for node in g.nodes if node.op == op)
+            assert (g.tensor(node.outputs[0]).dtype == np.int8) == integer, mode
+        g = load_model(path, qdq_fusion="none")
+        assert g.tensor(next(node for node in g.nodes if node.op == op).outputs[0]).dtype == np.float32

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -104,3 +106,15 @@ def test_public_entry_point(tmp_path):
     g = hwsim.load_model(save(_conv_model(), tmp_path))
     assert [node.op for node in g.nodes] == ["conv2d"] and g.nodes[0].name == "the_conv"
     assert hwsim.ModelError is ModelError
+
+
+def test_tflite_files_go_to_the_tflite_importer(tmp_path):
+    tflite_import = pytest.importorskip("hwsim.graph.tflite_import")
+    src = pathlib.Path(__file__).resolve().parents[1] / "data" / "tflite" / "small_cnn.tflite"
+    if not src.exists():
+        pytest.skip("no committed .tflite test models in this checkout")
+    assert load_model(src).source == "tflite"
+    renamed = tmp_path / "model.bin"            # dispatch by content (the TFL3 identifier), not only by name
+    renamed.write_bytes(src.read_bytes())
+    g = load_model(renamed)
+    assert g.source == "tflite" and [n.op for n in g.nodes] == [n.op for n in tflite_import.load_tflite(src).nodes]

@@ -6,7 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 from onnx_models import init, model, save
 
 import hwsim

@@ -29,6 +29,7 @@ def _iw(*shape, dtype=I8, lo=-100, hi=100):
 
 
 X = (1, 4, 6, 5)
+W_SCALES = np.float32([0.01, 0.02, 0.015, 0.03, 0.02, 0.01])
 
 
 # ---- QOperator ---------------------------------------------------------------------------------
@@ -38,7 +39,7 @@ def _qop_cases():
     xin = ["x", "x_s", "x_z"]
     yield "qlinearconv_per_channel", model(
         [n("QLinearConv", xin + ["w", "w_s", "w_z", "y_s", "y_z", "b"], ["y"], pads=[1, 0, 1, 1], strides=[1, 2])],
-        {"x": X}, ["y"], qx + qy + [init("w", _iw(6, 4, 3, 3)), init("w_s", np.float32([0.01, 0.02, 0.015, 0.03, 0.02, 0.01])),
+        {"x": X}, ["y"], qx + qy + [init("w", _iw(6, 4, 3, 3)), init("w_s", W_SCALES),
                                      init("w_z", np.zeros(6, I8)), init("b", _iw(6, dtype=I32, lo=-500, hi=500))],
         in_type=TensorProto.UINT8, out_type=TensorProto.UINT8), "conv2d", {"padding": (1, 0, 1, 1), "stride": (1, 2)}
     yield "qlinearconv_depthwise", model(
@@ -59,7 +60,8 @@ def _qop_cases():
                           init("w_z", np.uint8(128))],
         in_type=TensorProto.UINT8, out_type=TensorProto.INT32), "conv2d", {"padding": (1, 1, 0, 0)}
     yield "qgemm", model(
-        [n("QGemm", ["x", "x_s", "x_z", "w", "w_s", "w_z", "b", "y_s", "y_z"], ["y"], domain="com.microsoft", transB=1)],
+        [n("QGemm", ["x", "x_s", "x_z", "w", "w_s", "w_z", "b", "y_s", "y_z"], ["y"], domain="com.microsoft",
+           transB=1)],
         {"x": (2, 8)}, ["y"], qx + qy + [init("w", _iw(5, 8)), init("w_s", np.float32(0.02)), init("w_z", np.int8(0)),
                                          init("b", _iw(5, dtype=I32, lo=-300, hi=300))],
         ms=True, in_type=TensorProto.UINT8, out_type=TensorProto.UINT8), "fully_connected", {}
@@ -187,8 +189,8 @@ def _dq_w(name, q, scale, zp=None, axis=None):
 
 
 def _qdq_cases():
-    wn, wi = _dq_w("w", _iw(6, 4, 3, 3), np.float32([0.01, 0.02, 0.015, 0.03, 0.02, 0.01]), axis=0)
-    bn, bi = _dq_w("b", _iw(6, dtype=I32, lo=-500, hi=500), (np.float32(0.05) * np.float32([0.01, 0.02, 0.015, 0.03, 0.02, 0.01])).astype(np.float32), axis=0)
+    wn, wi = _dq_w("w", _iw(6, 4, 3, 3), W_SCALES, axis=0)
+    bn, bi = _dq_w("b", _iw(6, dtype=I32, lo=-500, hi=500), (np.float32(0.05) * W_SCALES).astype(np.float32), axis=0)
     conv = n("Conv", ["xf", "w", "b"], ["c"], pads=[1, 1, 1, 1])
     yield "conv", _qdq_model(wn + bn + [n("Conv", ["xf", "w", "b"], ["m"], pads=[1, 1, 1, 1])], wi + bi), "conv2d"
     yield "conv_relu_zp0", _qdq_model(wn + bn + [conv, n("Relu", ["c"], ["m"])], wi + bi, y=("y", 0.05, 0)), "conv2d"
@@ -229,8 +231,8 @@ def _qdq_cases():
     yield "tanh_not_fused", _qdq_model([n("Tanh", ["xf"], ["m"])], [], y=("y", 1 / 128, 128)), None
     yield "hard_swish_not_fused", _qdq_model([n("HardSwish", ["xf"], ["m"])], []), None
     yield "sub_not_fused", _qdq_model([n("Sub", ["xf", "zf"], ["m"])], [], extra_inputs=("z",)), None
-    yield "pad_not_fused", _qdq_model([n("Pad", ["xf", "p"], ["m"])],
-                                      [init("p", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], y=("y", 0.05, 128)), None
+    pads = [init("p", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))]
+    yield "pad_not_fused", _qdq_model([n("Pad", ["xf", "p"], ["m"])], pads, y=("y", 0.05, 128)), None
 
 
 QDQ = list(_qdq_cases())

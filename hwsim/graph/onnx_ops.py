@@ -41,13 +41,22 @@ def supported_ops() -> list[str]:
 
 
 def convert_node(b, node) -> None:
+    from hwsim.graph.onnx_fold import try_fold
+
+    attrs = _attrs(node)
+    if try_fold(b, node, attrs):
+        return
     domain = "" if node.domain in ("", "ai.onnx") else node.domain
     fn = _CONVERTERS.get((domain, node.op_type))
     if fn is None:
+        from hwsim.graph.onnx_fold import FOLDABLE_OPS
+
         where = f"{node.domain}." if domain else ""
-        raise ModelError(f"{b.path}: unsupported ONNX op {where}{node.op_type} (node {node.name!r}); "
+        hint = " (hwsim evaluates it at import only when all its inputs are constants)" \
+            if node.op_type in FOLDABLE_OPS and not domain else ""
+        raise ModelError(f"{b.path}: unsupported ONNX op {where}{node.op_type} (node {node.name!r}){hint}; "
                          f"supported ops: {', '.join(supported_ops())}")
-    fn(b, node, _attrs(node))
+    fn(b, node, attrs)
 
 
 def model_kind(model) -> str:
@@ -228,21 +237,30 @@ def _concat(b, node, attrs, inputs: list[str], out_dtype, out_quant) -> None:
 
 
 def _reshape_to(b, node, x: str, target_model_shape: tuple, out_name: str) -> None:
-    """Reshape with the model's element order: transposes around rank-4 tensors when the order differs."""
+    """Reshape with the model's element order: transposes around rank-4 tensors when the order differs.
+
+    The ``shape`` attribute holds -1 for the one dimension unknown at import (a dynamic batch).
+    """
     xt = b.tensor(x)
+    target = tuple(target_model_shape)
+    if target.count(None) > 1:
+        raise b.error(node, f"reshape to {target}: more than one dimension unknown at import")
+
+    def spec(shape):
+        return tuple(-1 if d is None else int(d) for d in shape)
+
     src = x
     if len(xt.shape) == 4 and not order_preserved(model_shape(xt.shape)):
         src = b.add_tensor(b.fresh(f"{x}_nchw"), model_shape(xt.shape), xt.dtype, xt.quant)
         b.emit("transpose", [x], [src], node, perm=TO_NCHW)
-    target = tuple(target_model_shape)
     if len(target) == 4 and not order_preserved(target):
         mid = b.add_tensor(b.fresh(f"{out_name}_nchw"), target, xt.dtype, xt.quant)
-        b.emit("reshape", [src], [mid], node, shape=target)
+        b.emit("reshape", [src], [mid], node, shape=spec(target))
         b.add_tensor(out_name, ir_shape(target), xt.dtype, xt.quant)
         b.emit("transpose", [mid], [out_name], node, perm=TO_NHWC)
     else:
         b.add_tensor(out_name, ir_shape(target), xt.dtype, xt.quant)
-        b.emit("reshape", [src], [out_name], node, shape=ir_shape(target))
+        b.emit("reshape", [src], [out_name], node, shape=spec(ir_shape(target)))
 
 
 def _resolve_shape(b, node, in_model_shape: tuple, spec, allowzero: bool) -> tuple:

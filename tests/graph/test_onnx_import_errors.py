@@ -82,6 +82,23 @@ def test_garbage_tflite_is_a_model_error(tmp_path):
         load_model(path)
 
 
+def test_shape_of_a_dynamic_tensor_is_unsupported(tmp_path):
+    m = model([n("Shape", ["x"], ["s"], name="dyn_shape"), n("Reshape", ["x", "s"], ["y"])],
+              {"x": ("N", 3)}, ["y"])
+    with pytest.raises(ModelError, match=r"unsupported ONNX op Shape \(node 'dyn_shape'\) \(hwsim evaluates"):
+        load_model(save(m, tmp_path))
+
+
+def test_dynamic_batch_dimension(tmp_path):
+    w = np.ones((2, 3, 1, 1), np.float32)
+    m = model([n("Conv", ["x", "w"], ["c"]), n("GlobalAveragePool", ["c"], ["g"]), n("Flatten", ["g"], ["y"])],
+              {"x": ("N", 3, 4, 4)}, ["y"], [init("w", w)])
+    g = load_model(save(m, tmp_path))
+    assert g.tensor("x").shape == (None, 4, 4, 3)
+    assert g.tensor("y").shape == (None, 2)
+    assert g.nodes[-1].op == "reshape" and g.nodes[-1].attrs["shape"] == (-1, 2)
+
+
 def test_unsupported_variants_are_model_errors(tmp_path):
     cases = [
         model([n("Pad", ["x", "p"], ["y"], mode="reflect")], {"x": (1, 2, 3, 3)}, ["y"],

@@ -108,6 +108,12 @@ def _cases():
     yield "transpose_rank4", model([n("Transpose", ["x"], ["y"], perm=[0, 3, 1, 2])], X4, ["y"]), ["transpose"], {}
     yield "transpose_rank3", model([n("Transpose", ["x"], ["y"], perm=[2, 0, 1])], {"x": (2, 3, 4)}, ["y"]), \
         ["transpose"], {"perm": (2, 0, 1)}
+    # torch.onnx.export's x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat -> Reshape, folded at import
+    yield "shape_arithmetic_folded", model(
+        [n("Shape", ["x"], ["s"]), n("Gather", ["s", "zero"], ["n"], axis=0), n("Unsqueeze", ["n", "ax"], ["n1"]),
+         n("Concat", ["n1", "minus1"], ["shp"], axis=0), n("Reshape", ["x", "shp"], ["y"])],
+        X4, ["y"], [init("zero", np.int64(0)), init("ax", np.array([0], np.int64)),
+                    init("minus1", np.array([-1], np.int64))]), ["transpose", "reshape"], {}
     yield "identity_chain", model(
         [n("Identity", ["x"], ["i"]), n("Relu", ["i"], ["y"])], X4, ["y"]), ["relu"], {}
 

@@ -4,7 +4,9 @@ Exporters such as ``torch.onnx.export`` compute reshape targets at run time
 from ``Shape``; with the model's static shapes those subgraphs are constants,
 which is how onnxruntime's constant folding treats them too.  A node is folded
 only when every input is a constant (``Shape``: when its input's shape is fully
-known), so nothing that depends on data is ever precomputed.
+known), so nothing that depends on data is ever precomputed; arithmetic is
+folded only on integers (float arithmetic stays an op, as the engine runs it),
+data movement and casts on any type.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def try_fold(b, node, attrs) -> bool:
     if values is None or (values and values[0] is None):
         return False
     x = values[0]
-    if op in ("Add", "Sub", "Mul", "Div", "Concat", "Gather", "Range") and not all(
+    if op in ("Add", "Sub", "Mul", "Div", "Range") and not all(
             v is None or np.issubdtype(v.dtype, np.integer) for v in values):
         return False               # float arithmetic on constants stays in the graph (the engine does it in float)
     if op == "Gather":
@@ -96,18 +98,12 @@ def try_fold(b, node, attrs) -> bool:
         out = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](a, c) if op != "Div" else \
             (np.trunc(a / c).astype(np.result_type(a, c)))
     elif op == "Reshape":
-        if not np.issubdtype(x.dtype, np.integer):
-            return False
         spec = [int(d) if d != 0 else x.shape[i] for i, d in enumerate(values[1].reshape(-1))]
         out = x.reshape(spec)
     elif op == "Flatten":
-        if not np.issubdtype(x.dtype, np.integer):
-            return False
         axis = int(attrs.get("axis", 1)) % max(x.ndim, 1)
         out = x.reshape(int(np.prod(x.shape[:axis])), -1)
     elif op == "Transpose":
-        if not np.issubdtype(x.dtype, np.integer):
-            return False
         out = np.transpose(x, attrs.get("perm"))
     elif op == "Identity":
         out = x

@@ -198,6 +198,16 @@ def _binary_operand(b, node, name: str, other_rank: int) -> str:
     """IR operand of an elementwise op; a lower-rank constant facing a rank-4 tensor is re-laid out."""
     t = b.tensor(b.use(name, node))
     if other_rank == 4 and len(t.shape) < 4:
+        if t.name in b.dq_const:          # DequantizeLinear of a constant: re-lay the integers, dequantize again
+            q = b.tensors[b.dq_const[t.name]]
+            if q.quant.per_channel:
+                raise b.error(node, "a per-channel quantized operand broadcast against a rank-4 tensor")
+            data4 = ir_array(q.data.reshape((1,) * (4 - q.data.ndim) + q.data.shape))
+            q4 = b.add_constant(q.name, data4, q.quant)
+            f4 = b.add_tensor(b.fresh(t.name), data4.shape, t.dtype)
+            b.emit("dequantize", [q4], [f4], node)
+            b.dq_const[f4] = q4
+            return f4
         if t.is_constant:
             data = t.data   # rank < 4: IR layout == model layout
             data4 = ir_array(data.reshape((1,) * (4 - data.ndim) + data.shape))

@@ -58,6 +58,9 @@ def _cases():
         {"activation": (0.0, float("inf"))}
     yield "matmul_const_b", model(
         [n("MatMul", ["x", "w"], ["y"])], {"x": (3, 10)}, ["y"], [init("w", _w(10, 4))]), ["fully_connected"], {}
+    yield "matmul_transposed_constant", model(
+        [n("Transpose", ["wt"], ["w"], perm=[1, 0]), n("MatMul", ["x", "w"], ["y"])],
+        {"x": (3, 10)}, ["y"], [init("wt", _w(4, 10))]), ["fully_connected"], {}
     yield "matmul_runtime", model(
         [n("MatMul", ["x", "z"], ["y"])], {"x": (2, 3, 10), "z": (2, 10, 4)}, ["y"]), ["matmul"], {}
     yield "add_channel_constant", model(

@@ -209,6 +209,8 @@ def _qdq_cases():
     yield "matmul", _qdq_model(mw + [n("MatMul", ["xf", "mw"], ["m"])], mwi, x_shape=(2, 3)), "fully_connected"
     yield "add", _qdq_model([n("Add", ["xf", "zf"], ["m"])], [], extra_inputs=("z",)), "add"
     yield "mul", _qdq_model([n("Mul", ["xf", "zf"], ["m"])], [], extra_inputs=("z",), y=("y", 0.2, 100)), "mul"
+    cn, ci = _dq_w("c", _iw(4, 1, 1, dtype=U8, lo=0, hi=255), np.float32(0.03), zp=np.uint8(128))
+    yield "add_channel_constant", _qdq_model(cn + [n("Add", ["xf", "c"], ["m"])], ci), "add"
     yield "concat", _qdq_model([n("Concat", ["xf", "zf"], ["m"], axis=1)], [], extra_inputs=("z",)), "concat"
     yield "global_average_pool", _qdq_model([n("GlobalAveragePool", ["xf"], ["m"])], [], y=("y", 0.01, 128)), "mean"
     yield "average_pool", _qdq_model([n("AveragePool", ["xf"], ["m"], kernel_shape=[2, 2], strides=[2, 2])], []), \

@@ -12,7 +12,7 @@ __all__ = ["load_model"]
 _TFLITE_MAGIC = b"TFL3"   # flatbuffer file identifier, bytes 4..8 of a .tflite file
 
 
-def load_model(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph:
+def load_model(path: str | os.PathLike, qdq_fusion: str = "onnxruntime-x86") -> Graph:
     """Read an ONNX (float, QDQ, QOperator) or TFLite model file.
 
     The format is taken from the file's content (the TFLite flatbuffer
@@ -22,8 +22,9 @@ def load_model(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Grap
     ----------
     path : str or PathLike
         The model file.
-    qdq_fusion : {"onnxruntime", "onnxruntime-x86", "none"}
-        ONNX QDQ models only: see :func:`hwsim.graph.onnx_import.load_onnx`.
+    qdq_fusion : {"onnxruntime-x86", "onnxruntime-arm64", "none"}
+        ONNX QDQ models only: which onnxruntime's QDQ fusion to reproduce (they
+        differ for int8 activations); see :func:`hwsim.graph.onnx_import.load_onnx`.
 
     Returns
     -------

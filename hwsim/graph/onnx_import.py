@@ -21,22 +21,23 @@ from hwsim.graph.layout import ir_array, ir_axis, ir_shape
 __all__ = ["load_onnx", "OnnxBuilder"]
 
 
-QDQ_FUSION = ("onnxruntime", "onnxruntime-x86", "none")
+QDQ_FUSION = ("onnxruntime-x86", "onnxruntime-arm64", "none")
 
 
-def load_onnx(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph:
+def load_onnx(path: str | os.PathLike, qdq_fusion: str = "onnxruntime-x86") -> Graph:
     """Read an ONNX model file into the IR.
 
     Parameters
     ----------
     path : str or PathLike
         A float (opset 13+), QDQ or QOperator ONNX model.
-    qdq_fusion : {"onnxruntime", "onnxruntime-x86", "none"}
-        How QDQ groups become integer ops: as onnxruntime 1.32 fuses them when
-        int8 activations are allowed (aarch64; identical to x86 for uint8
-        activations); with onnxruntime's x86 rules for int8 activations (int8
-        tensors read by two nodes keep the convolutions around them in float);
-        or not at all (DQ -> float op -> Q, as onnxruntime with ORT_DISABLE_ALL).
+    qdq_fusion : {"onnxruntime-x86", "onnxruntime-arm64", "none"}
+        How QDQ groups become integer ops, i.e. which onnxruntime 1.32 the graph
+        should reproduce (the choices differ only for int8 activations):
+        "onnxruntime-x86" (default) rewrites int8 Q/DQ pairs to uint8 where ORT
+        does and keeps Conv / MatMul / Gemm next to the other int8 tensors
+        (those read by two nodes) in float; "onnxruntime-arm64" fuses every
+        group in integer; "none" keeps DQ -> float op -> Q (ORT_DISABLE_ALL).
 
     Returns
     -------
@@ -79,7 +80,7 @@ def load_onnx(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph
         raise
 
 
-def convert_model(model, path: str = "<memory>", qdq_fusion: str = "onnxruntime") -> Graph:
+def convert_model(model, path: str = "<memory>", qdq_fusion: str = "onnxruntime-x86") -> Graph:
     """Convert an in-memory ``onnx.ModelProto`` (see :func:`load_onnx`)."""
     from hwsim.graph import onnx_ops, passes
 

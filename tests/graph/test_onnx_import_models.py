@@ -120,7 +120,7 @@ def g_dtype(graph, node):
 
 def test_qdq_s8s8_x86_rules_match_onnxruntime(efficientnet_qdq_s8s8, tmp_path):
     """s8s8 QDQ: onnxruntime on x86 leaves convolutions next to int8 tensors with two readers in float;
-    qdq_fusion="onnxruntime-x86" reproduces its op split, the default fuses everything (as on aarch64)."""
+    qdq_fusion="onnxruntime-x86" (the default) reproduces its op split; "onnxruntime-arm64" fuses everything."""
     opts = ort.SessionOptions()
     opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
     opts.log_severity_level = 3
@@ -132,5 +132,20 @@ def test_qdq_s8s8_x86_rules_match_onnxruntime(efficientnet_qdq_s8s8, tmp_path):
     assert x86[("mean", "int")] == ops["QLinearGlobalAveragePool"] == 1
     assert x86[("fully_connected", "int")] == ops["QGemm"] == 1
     assert ops["Conv"] > 0                       # the rule matters for this model
-    full = _int_or_float(load_model(efficientnet_qdq_s8s8))
+    assert _int_or_float(load_model(efficientnet_qdq_s8s8)) == x86
+    full = _int_or_float(load_model(efficientnet_qdq_s8s8, qdq_fusion="onnxruntime-arm64"))
     assert full[("conv2d", "int")] == 49 and full[("add", "int")] == 9 and full[("dequantize", "float")] == 1
+
+
+
+def test_qdq_s8s8_float_nodes_are_onnxruntimes(efficientnet_qdq_s8s8, tmp_path):
+    """Not just the counts: the very Conv / Add nodes onnxruntime x86 keeps in float are the float ones here."""
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(efficientnet_qdq_s8s8), opts, providers=["CPUExecutionProvider"])
+    ort_float = {n.name for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node
+                 if n.op_type in ("Conv", "FusedConv", "Add")}
+    g = load_model(efficientnet_qdq_s8s8)
+    ours = {n.name for n in g.nodes if n.op in ("conv2d", "add") and g.tensor(n.outputs[0]).dtype == np.float32}
+    assert ours == ort_float and len(ours) == 23

@@ -296,7 +296,7 @@ def test_int8_activation_rules_for_x86(tmp_path):
         path = save(m, tmp_path, f"{op}.onnx")
         ort_ops = [node.op_type for node in _ort_optimised(path, tmp_path).graph.node]
         assert (ort_op in ort_ops) == x86_integer
-        for mode, integer in (("onnxruntime-x86", x86_integer), ("onnxruntime", True)):
+        for mode, integer in (("onnxruntime-x86", x86_integer), ("onnxruntime-arm64", True)):
             g = load_model(path, qdq_fusion=mode)
             node = next(node for node in g.nodes if node.op == op)
             assert (g.tensor(node.outputs[0]).dtype == np.int8) == integer, mode

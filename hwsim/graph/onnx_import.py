@@ -84,20 +84,20 @@ def convert_model(model, path: str = "<memory>", qdq_fusion: str = "onnxruntime-
     """Convert an in-memory ``onnx.ModelProto`` (see :func:`load_onnx`)."""
     from hwsim.graph import onnx_ops, passes
 
-    builder = OnnxBuilder(model, path)
     try:
+        builder = OnnxBuilder(model, path)
         for index, node in enumerate(model.graph.node):
             builder.current = index
             onnx_ops.convert_node(builder, node)
         graph = builder.finish()
+        if qdq_fusion != "none":
+            passes.fuse_qdq(graph, builder.origin, int8_activations=qdq_fusion != "onnxruntime-x86")
+        passes.fuse_activations(graph)
+        passes.remove_dead(graph)
     except ModelError:
         raise
-    except (KeyError, IndexError, ValueError, TypeError) as exc:   # a malformed graph, never a crash
-        raise ModelError(f"{path}: cannot convert the model: {exc}") from None
-    if qdq_fusion != "none":
-        passes.fuse_qdq(graph, builder.origin, int8_activations=qdq_fusion != "onnxruntime-x86")
-    passes.fuse_activations(graph)
-    passes.remove_dead(graph)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:   # malformed model: never a crash
+        raise ModelError(f"{path}: cannot convert the model ({type(exc).__name__}: {exc})") from None
     graph.kind = onnx_ops.model_kind(model)
     return graph
 

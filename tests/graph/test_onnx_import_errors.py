@@ -135,3 +135,43 @@ def test_tflite_files_go_to_the_tflite_importer(tmp_path):
     renamed.write_bytes(src.read_bytes())
     g = load_model(renamed)
     assert g.source == "tflite" and [n.op for n in g.nodes] == [n.op for n in tflite_import.load_tflite(src).nodes]
+
+
+def _mixed_model():
+    def q(name, s, z):
+        return [init(f"{name}_s", np.float32(s)), init(f"{name}_z", np.uint8(z))]
+
+    return model(
+        [n("QuantizeLinear", ["x", "x_s", "x_z"], ["q"]),
+         n("QLinearConv", ["q", "x_s", "x_z", "w", "w_s", "w_z", "y_s", "y_z", "b"], ["c"], pads=[1, 1, 1, 1]),
+         n("DequantizeLinear", ["c", "y_s", "y_z"], ["d"]), n("Relu", ["d"], ["r"]),
+         n("GlobalAveragePool", ["r"], ["g"]), n("Flatten", ["g"], ["f"]), n("Gemm", ["f", "gw", "gb"], ["y"], transB=1)],
+        {"x": (1, 3, 5, 5)}, ["y"],
+        q("x", 0.05, 128) + q("y", 0.1, 10) + [
+            init("w", np.ones((4, 3, 3, 3), np.int8)), init("w_s", np.float32(0.02)), init("w_z", np.int8(0)),
+            init("b", np.arange(4, dtype=np.int32)), init("gw", np.ones((2, 4), np.float32)),
+            init("gb", np.ones(2, np.float32))])
+
+
+def test_corrupted_bytes_never_crash(tmp_path):
+    """Random byte changes and cuts: the importer returns a graph or raises ModelError, nothing else."""
+    data = _mixed_model().SerializeToString()
+    assert [node.op for node in load_model(save(_mixed_model(), tmp_path)).nodes] == \
+        ["quantize", "conv2d", "dequantize", "relu", "mean", "reshape", "fully_connected"]
+    rng = np.random.default_rng(2024)
+    path = tmp_path / "corrupt.onnx"
+    outcomes = {"graph": 0, "ModelError": 0}
+    for _ in range(400):
+        d = bytearray(data)
+        for pos in rng.integers(0, len(d), size=rng.integers(1, 4)):
+            d[pos] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            d = d[: rng.integers(1, len(d))]
+        path.write_bytes(bytes(d))
+        try:
+            load_model(path)
+            outcomes["graph"] += 1
+        except ModelError as exc:
+            assert "corrupt.onnx" in str(exc)
+            outcomes["ModelError"] += 1
+    assert outcomes["ModelError"] > 200      # most corruptions are detected, none crashed

@@ -16,6 +16,9 @@ what the engine computes:
   a single Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul,
   QLinearAdd, ..., QLinearSoftmax); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
   zero point becomes the op on the integer tensor (the Q/DQ pair is dropped).
+  A Gemm / MatMul with DQ inputs and no Q after it becomes an integer
+  fully_connected with a float32 output (ORT's QGemm with float output /
+  MatMulIntegerToFloat).
   Anything else keeps its DQ / float op / Q, as ORT runs it.
 * On x86 (``int8_activations=False``) ORT first rewrites an int8 Q -> DQ pair
   to uint8 (+128, exact) when the Q's only consumer is one DQ read by one node
@@ -109,6 +112,33 @@ def fuse_qdq(graph: Graph, origin: dict[int, int] | None = None, int8_activation
             replaced.update({id(old): new for old, new in zip(chain, fused)})
             removed.add(id(q))
     graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in removed]
+    _fuse_float_output_linear(graph, int8_activations)
+
+
+def _fuse_float_output_linear(graph: Graph, int8_activations: bool) -> None:
+    """DQ inputs -> Gemm / MatMul with a float output (no Q after it): ORT runs QGemm with a float output or
+    MatMulIntegerToFloat, i.e. an integer accumulation scaled once to float32."""
+    producers = graph.producers()
+    for i, node in enumerate(graph.nodes):
+        if node.op != "fully_connected" or node.source_op not in ("Gemm", "MatMul"):
+            continue
+        if graph.tensor(node.outputs[0]).dtype != np.float32:
+            continue
+        srcs = [(_dq_source(graph, name, producers) if name else "") for name in node.inputs]
+        if any(s is None for s in srcs):
+            continue
+        x, w = graph.tensor(srcs[0]), graph.tensor(srcs[1])
+        bias = graph.tensor(srcs[2]) if len(srcs) > 2 and srcs[2] else None
+        if x.dtype not in _INT8 or w.dtype not in _INT8 or not w.is_constant or x.quant.per_channel:
+            continue
+        if x.dtype == np.int8 and (w.dtype != np.int8 or not int8_activations):
+            continue
+        if w.quant.per_channel and w.quant.axis != 0:
+            continue
+        if bias is not None and (bias.dtype != np.int32 or not bias.is_constant):
+            continue
+        graph.nodes[i] = Node(node.op, srcs, list(node.outputs), dict(node.attrs), name=node.name,
+                              source_op=node.source_op)
 
 
 def _single_use(graph: Graph, name: str, consumers: dict) -> bool:

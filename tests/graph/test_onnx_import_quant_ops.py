@@ -302,3 +302,27 @@ def test_int8_activation_rules_for_x86(tmp_path):
             assert (g.tensor(node.outputs[0]).dtype == np.int8) == integer, mode
         g = load_model(path, qdq_fusion="none")
         assert g.tensor(next(node for node in g.nodes if node.op == op).outputs[0]).dtype == np.float32
+
+
+def _linear_float_output_model(op: str):
+    base = [n("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]), n("DequantizeLinear", ["xq", "x_s", "x_z"], ["xf"])]
+    if op == "Gemm":
+        gw, gwi = _dq_w("g", _iw(7, 12), np.float32(0.02))
+        gb, gbi = _dq_w("gb", _iw(7, dtype=I32, lo=-500, hi=500), np.float32(0.05 * 0.02))
+        body, inits = gw + gb + [n("Gemm", ["xf", "g", "gb"], ["out"], transB=1)], gwi + gbi
+    else:
+        mw, inits = _dq_w("mw", _iw(12, 5), np.float32(0.02))
+        body = mw + [n("MatMul", ["xf", "mw"], ["out"])]
+    return model(base + body, {"x": (2, 12)}, ["out"], _q("x", 0.05, 128) + inits)
+
+
+@pytest.mark.parametrize("op, ort_op", [("Gemm", "QGemm"), ("MatMul", "MatMulIntegerToFloat")])
+def test_qdq_linear_with_float_output(op, ort_op, tmp_path):
+    """DQ -> Gemm / MatMul without a Q: ORT accumulates in integer and scales to float (QGemm / MatMulIntegerToFloat)."""
+    path = save(_linear_float_output_model(op), tmp_path)
+    assert ort_op in [node.op_type for node in _ort_optimised(path, tmp_path).graph.node]
+    g = load_model(path)
+    fc = next(node for node in g.nodes if node.op == "fully_connected")
+    assert [np.dtype(g.tensor(i).dtype) for i in fc.inputs[:2]] == [np.dtype(U8), np.dtype(I8)]
+    assert g.tensor(fc.outputs[0]).dtype == np.float32 and g.tensor(fc.outputs[0]).quant is None
+    _compare(g, path, lsb=1e-4)

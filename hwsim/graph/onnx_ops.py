@@ -373,9 +373,14 @@ def _conv_op(b, node, attrs):
 
 @_op("Gemm")
 def _gemm(b, node, attrs):
-    if int(attrs.get("transA", 0)):
-        raise b.error(node, "transA=1 is not supported")
     x = b.use(node.input[0], node)
+    if int(attrs.get("transA", 0)):
+        xt = b.tensor(x)
+        if len(xt.shape) != 2:
+            raise b.error(node, f"A must be a matrix, got shape {xt.shape}")
+        x_t = b.add_tensor(b.fresh(f"{x}_T"), xt.shape[::-1], xt.dtype, xt.quant)
+        b.emit("transpose", [x], [x_t], node, perm=(1, 0))
+        x = x_t
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     trans_b = bool(int(attrs.get("transB", 0)))
     if not b.is_const(node.input[1]) and b.resolve(node.input[1]) not in b.dq_const:
@@ -619,6 +624,10 @@ def _batchnorm_op(b, node, attrs):
 def _identity_op(b, node, attrs):
     if len(node.output) > 1 and any(node.output[1:]):
         raise b.error(node, "the mask output of Dropout is not supported")
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        training = b.const(node.input[2])
+        if training is None or bool(np.asarray(training).reshape(-1)[0]):
+            raise b.error(node, "Dropout in training mode (random) is not supported")
     src = b.resolve(node.input[0])
     if node.output[0] in b.output_names:
         x = b.use(src, node)

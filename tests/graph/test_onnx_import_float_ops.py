@@ -52,6 +52,9 @@ def _cases():
     yield "gemm_transb_alpha_beta", model(
         [n("Gemm", ["x", "w", "c"], ["y"], transB=1, alpha=0.5, beta=2.0)],
         {"x": (3, 10)}, ["y"], [init("w", _w(7, 10)), init("c", _w(7))]), ["fully_connected"], {}
+    yield "gemm_transa", model(
+        [n("Gemm", ["x", "w"], ["y"], transA=1)], {"x": (10, 3)}, ["y"], [init("w", _w(10, 7))]), \
+        ["transpose", "fully_connected"], {}
     yield "gemm_relu", model(
         [n("Gemm", ["x", "w", "c"], ["g"]), n("Relu", ["g"], ["y"])],
         {"x": (3, 10)}, ["y"], [init("w", _w(10, 7)), init("c", _w(1, 7))]), ["fully_connected"], \

@@ -14,8 +14,9 @@ what the engine computes:
 * The QDQ selectors: DQ inputs -> Conv / Gemm / MatMul / Add / Mul /
   GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu / Softmax ->
   a single Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul,
-  QLinearAdd, ..., QLinearSoftmax); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
-  zero point becomes the op on the integer tensor (the Q/DQ pair is dropped).
+  QLinearAdd, ..., QLinearSoftmax); DQ -> Reshape / Flatten / Transpose /
+  MaxPool -> Q with equal scale and zero point becomes the op on the integer
+  tensor (the Q/DQ pair is dropped).
   A Gemm / MatMul with DQ inputs and no Q after it becomes an integer
   fully_connected with a float32 output (ORT's QGemm with float output /
   MatMulIntegerToFloat).
@@ -92,6 +93,7 @@ def fuse_qdq(graph: Graph, origin: dict[int, int] | None = None, int8_activation
     ``int8_activations=False`` applies onnxruntime's x86 rules for int8 activations.
     """
     if not any(n.op == "quantize" for n in graph.nodes):
+        _fuse_float_output_linear(graph, int8_activations)
         return
     origin = origin or {}
     _remove_redundant_clips(graph)
@@ -223,6 +225,8 @@ def _fuse_group(graph: Graph, chain: list[Node], q: Node, producers: dict,
     if any(s is None for s in srcs):
         return None
     tensors = [graph.tensor(s) if s else None for s in srcs]
+    if any(t is not None and t.quant.per_channel and not t.is_constant for t in tensors):
+        return None                      # the QLinear ops take per-tensor activations
     x = tensors[0]
     if op.op in _DROP_QDQ_OPS:
         if x.dtype != y.dtype or not _same_quant(x, y) or x.quant.per_channel:

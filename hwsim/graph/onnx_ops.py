@@ -547,6 +547,66 @@ def _transpose_op(b, node, attrs):
     b.emit("transpose", [x], [y], node, perm=perm)
 
 
+@_op("Squeeze", "Unsqueeze")
+def _squeeze_op(b, node, attrs):
+    x = b.use(node.input[0], node)
+    shape = list(model_shape(b.tensor(x).shape))
+    if "axes" in attrs:
+        axes = [int(a) for a in attrs["axes"]]
+    else:
+        given = b.optional_const(node, 1)
+        axes = None if given is None else [int(a) for a in given.reshape(-1)]
+    if node.op_type == "Squeeze":
+        if axes is None:
+            if None in shape:
+                raise b.error(node, "Squeeze without axes needs known dimensions")
+            target = [d for d in shape if d != 1]
+        else:
+            drop = {a % len(shape) for a in axes}
+            if any(shape[a] not in (1, None) for a in drop):
+                raise b.error(node, f"cannot squeeze axes {sorted(drop)} of shape {tuple(shape)}")
+            target = [d for i, d in enumerate(shape) if i not in drop]
+    else:
+        if axes is None:
+            raise b.error(node, "Unsqueeze needs axes")
+        rank = len(shape) + len(axes)
+        target = shape
+        for a in sorted(a % rank for a in axes):
+            target.insert(a, 1)
+    _reshape_to(b, node, x, tuple(target), node.output[0])
+
+
+@_op("ReduceMean")
+def _reduce_mean_op(b, node, attrs):
+    x = b.use(node.input[0], node)
+    t = b.tensor(x)
+    rank = len(t.shape)
+    if "axes" in attrs:
+        axes = [int(a) for a in attrs["axes"]]
+    else:
+        given = b.optional_const(node, 1)
+        axes = None if given is None or given.size == 0 else [int(a) for a in given.reshape(-1)]
+    if axes is None:
+        if int(attrs.get("noop_with_empty_axes", 0)):
+            raise b.error(node, "ReduceMean with noop_with_empty_axes=1 and no axes is not supported")
+        axes = list(range(rank))
+    ir_axes = tuple(sorted({ir_axis(a, rank) for a in axes}))
+    keepdims = bool(int(attrs.get("keepdims", 1)))
+    if not keepdims and rank == 4:
+        model_axes = {a % 4 for a in axes}
+        if [m for m in TO_NHWC if m not in model_axes] != [m for m in range(4) if m not in model_axes]:
+            raise b.error(node, f"ReduceMean over axes {sorted(model_axes)} without keepdims leaves a tensor "
+                                "whose NCHW and NHWC orders differ (not supported)")
+    if np.issubdtype(t.dtype, np.integer):
+        raise b.error(node, "ReduceMean of an integer tensor is not supported")
+    if keepdims:
+        shape = tuple(1 if i in ir_axes else d for i, d in enumerate(t.shape))
+    else:
+        shape = tuple(d for i, d in enumerate(t.shape) if i not in ir_axes)
+    y = b.add_tensor(node.output[0], shape, t.dtype)
+    b.emit("mean", [x], [y], node, axes=ir_axes, keepdims=keepdims)
+
+
 @_op("Concat")
 def _concat_op(b, node, attrs):
     inputs = [b.use(n, node) for n in node.input]

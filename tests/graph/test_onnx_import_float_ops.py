@@ -120,6 +120,23 @@ def _cases():
          n("Concat", ["n1", "minus1"], ["shp"], axis=0), n("Reshape", ["x", "shp"], ["y"])],
         X4, ["y"], [init("zero", np.int64(0)), init("ax", np.array([0], np.int64)),
                     init("minus1", np.array([-1], np.int64))]), ["transpose", "reshape"], {}
+    yield "reduce_mean_hw_keepdims", model(
+        [n("ReduceMean", ["x"], ["y"], axes=[2, 3])], X4, ["y"], opset=17), ["mean"], {"axes": (1, 2), "keepdims": True}
+    yield "reduce_mean_hw_flat_opset18", model(
+        [n("ReduceMean", ["x", "ax"], ["y"], keepdims=0)], X4, ["y"], [init("ax", np.array([-1, -2], np.int64))],
+        opset=18), ["mean"], {"axes": (1, 2), "keepdims": False}
+    yield "reduce_mean_channels", model(
+        [n("ReduceMean", ["x"], ["y"], axes=[1], keepdims=0)], X4, ["y"]), ["mean"], {"axes": (3,)}
+    yield "squeeze_unsqueeze", model(
+        [n("GlobalAveragePool", ["x"], ["g"]), n("Squeeze", ["g", "ax"], ["s"]), n("Unsqueeze", ["s", "ax0"], ["y"])],
+        X4, ["y"], [init("ax", np.array([2, 3], np.int64)), init("ax0", np.array([0], np.int64))]), \
+        ["mean", "reshape", "reshape"], {}
+    yield "unsqueeze_to_rank4", model(
+        [n("Unsqueeze", ["x", "ax"], ["y"])], {"x": (2, 3, 5)}, ["y"], [init("ax", np.array([3], np.int64))]), \
+        ["reshape", "transpose"], {}      # [2, 3, 5, 1] NCHW: C = 3 and H*W = 5, the orders differ
+    yield "unsqueeze_channel_1", model(
+        [n("Unsqueeze", ["x", "ax"], ["y"])], {"x": (2, 3, 5)}, ["y"], [init("ax", np.array([1], np.int64))]), \
+        ["reshape"], {}                   # [2, 1, 3, 5]: C = 1, NCHW and NHWC hold the same order
     yield "identity_chain", model(
         [n("Identity", ["x"], ["i"]), n("Relu", ["i"], ["y"])], X4, ["y"]), ["relu"], {}
 

@@ -229,6 +229,12 @@ def _qdq_cases():
                                                y=("y", 0.05, 128)), "transpose"
     yield "flatten_same_qparams", _qdq_model([n("Flatten", ["xf"], ["m"])], [], y=("y", 0.05, 128)), "reshape"
     yield "max_pool_other_qparams_not_fused", _qdq_model([n("MaxPool", ["xf"], ["m"], kernel_shape=[2, 2])], []), None
+    yield "squeeze_same_qparams", _qdq_model(
+        [n("GlobalAveragePool", ["xf"], ["g"]), n("QuantizeLinear", ["g", "x_s", "x_z"], ["gq"]),
+         n("DequantizeLinear", ["gq", "x_s", "x_z"], ["gf"]), n("Squeeze", ["gf", "ax"], ["m"])],
+        [init("ax", np.array([2, 3], np.int64))], y=("y", 0.05, 128)), "reshape"
+    yield "reduce_mean_not_fused", _qdq_model([n("ReduceMean", ["xf"], ["m"], axes=[2, 3])], [],
+                                              y=("y", 0.01, 128)), None
     yield "relu_alone_removed", _qdq_model([n("Relu", ["xf"], ["m"])], [], y=("y", 0.05, 0)), None
     yield "tanh_not_fused", _qdq_model([n("Tanh", ["xf"], ["m"])], [], y=("y", 1 / 128, 128)), None
     yield "hard_swish_not_fused", _qdq_model([n("HardSwish", ["xf"], ["m"])], []), None

@@ -3,6 +3,8 @@
 Public API (see README.md):
 
 * :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
+* :func:`load_model` -- an ONNX (float / QDQ / QOperator) or TFLite file as a graph IR
+  (:mod:`hwsim.graph.ir`); bad files raise :class:`ModelError`.
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
   emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
   accumulator and requantisation specs from a target and the layer's scales.
@@ -12,6 +14,8 @@ Public API (see README.md):
 
 from __future__ import annotations
 
+from hwsim.graph.errors import ModelError
+from hwsim.graph.load import load_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
@@ -23,6 +27,8 @@ __all__ = [
     "__version__",
     "list_targets",
     "load_target",
+    "load_model",
+    "ModelError",
     "TargetProfile",
     "TargetError",
     "layer_specs",

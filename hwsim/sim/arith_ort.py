@@ -1,0 +1,241 @@
+"""onnxruntime's own arithmetic for the ops it does not run through a GEMM.
+
+Each function reproduces one MLAS routine of onnxruntime 1.32.0 exactly
+(SEMANTICS.md 3.6, 3.7, 10.1, 10.3), with numpy float32 / integer arrays:
+
+* :func:`quantize_linear` / :func:`dequantize_linear` -- QuantizeLinear (a true
+  float32 division, ties to even) and DequantizeLinear.
+* :func:`requantize_f32` -- MLAS's float32 requantisation of int32 sums.
+* :func:`ort_fma_f32_add` -- QLinearAdd on x86 with FMA (scheme ``ort_fma_f32``).
+* :func:`ort_neon_fixed_add` -- QLinearAdd on aarch64 (scheme ``ort_neon_fixed``).
+* :func:`ort_f32_mean` -- QLinearGlobalAveragePool (scheme ``ort_f32``).
+
+Broadcasting follows numpy (= ONNX multidirectional broadcasting).  Integer
+inputs are the raw quantized values; ``*_qp`` are per-tensor
+:class:`hwsim.graph.ir.QuantParams`.  Outputs saturate to ``out_dtype``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "fma_f32",
+    "quantize_linear",
+    "dequantize_linear",
+    "requantize_f32",
+    "ort_fma_f32_add",
+    "ort_fma_f32_sub",
+    "ort_neon_fixed_add",
+    "ort_f32_mean",
+]
+
+_F32 = np.float32
+_INT_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32)
+
+
+def _dtype(out_dtype) -> np.dtype:
+    dt = np.dtype(out_dtype)
+    if dt not in [np.dtype(d) for d in _INT_DTYPES]:
+        raise ValueError(f"out_dtype: expected uint8, int8, uint16, int16 or int32, got {dt}")
+    return dt
+
+
+def _per_tensor(qp, name: str) -> tuple[np.float32, int]:
+    scale = np.asarray(qp.scale, dtype=_F32).reshape(-1)
+    zp = np.asarray(qp.zero_point, dtype=np.int64).reshape(-1)
+    if scale.size != 1 or zp.size != 1:
+        raise ValueError(f"{name}: expected per-tensor quantisation (one scale, one zero point), got {scale.size}")
+    return scale[0], int(zp[0])
+
+
+def _int_array(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+    return arr
+
+
+def _saturate_cast(v: np.ndarray, dt: np.dtype) -> np.ndarray:
+    info = np.iinfo(dt)
+    return np.clip(v, info.min, info.max).astype(dt)
+
+
+def fma_f32(a, b, c) -> np.ndarray:
+    """float32 fused multiply-add ``round_f32(a * b + c)`` with one rounding (x86 VFMADD, ARM FMLA).
+
+    The product of two float32 values is exact in float64; the float64 sum is
+    then rounded *to odd* (kept exact in its last bit), after which the single
+    rounding to float32 equals the rounding of the exact value (53 >= 2 * 24 + 2).
+    """
+    a64 = np.asarray(a, dtype=_F32).astype(np.float64)
+    b64 = np.asarray(b, dtype=_F32).astype(np.float64)
+    c64 = np.asarray(c, dtype=_F32).astype(np.float64)
+    p = a64 * b64                                  # exact: 48 significant bits
+    s = p + c64                                    # rounded to nearest even in float64
+    # TwoSum: the exact rounding error of s (valid without a magnitude order).
+    bv = s - p
+    err = (p - (s - bv)) + (c64 - bv)
+    bits = np.asarray(s).view(np.int64)
+    inexact = (err != 0) & np.isfinite(s)
+    even = (bits & 1) == 0
+    fix = inexact & even
+    if np.any(fix):
+        # the other float64 neighbour of the exact sum, which has an odd last bit
+        s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return np.asarray(s).astype(_F32)
+
+
+def quantize_linear(x, qp, out_dtype, axis: int | None = None) -> np.ndarray:
+    """ONNX QuantizeLinear as MLAS computes it: ``sat(rne(fl32(x / scale)) + zp)``.
+
+    ``qp`` may be per channel along ``axis`` (default ``qp.axis``) of ``x``.
+    """
+    dt = _dtype(out_dtype)
+    x32 = np.asarray(x, dtype=_F32)
+    scale, zp = _broadcast_params(qp, x32.ndim, axis)
+    info = np.iinfo(dt)
+    v = x32 / scale                                # float32 true division
+    v = np.clip(v, (info.min - zp).astype(_F32), (info.max - zp).astype(_F32))
+    return (np.rint(v).astype(np.int64) + zp).astype(dt)
+
+
+def dequantize_linear(q, qp, axis: int | None = None) -> np.ndarray:
+    """ONNX DequantizeLinear: ``fl32(fl32(q - zp) * scale)``."""
+    q = _int_array(q, "q")
+    scale, zp = _broadcast_params(qp, q.ndim, axis)
+    return (q.astype(np.int64) - zp).astype(_F32) * scale
+
+
+def _broadcast_params(qp, ndim: int, axis: int | None):
+    scale = np.asarray(qp.scale, dtype=_F32)
+    zp = np.asarray(qp.zero_point, dtype=np.int64)
+    if scale.ndim == 0 or scale.size == 1:
+        return scale.reshape(()), zp.reshape(())
+    ax = qp.axis if axis is None else axis
+    if ax is None:
+        raise ValueError("qp: per-channel parameters need an axis")
+    ax = ax % ndim
+    shape = [1] * ndim
+    shape[ax] = scale.size
+    return scale.reshape(shape), zp.reshape(shape)
+
+
+def requantize_f32(acc, scale, zero_point, out_dtype, out_min: int | None = None,
+                   out_max: int | None = None) -> np.ndarray:
+    """MLAS float32 requantisation: ``rne(clamp(fl32(acc) * fl32(scale), lo - zp, hi - zp)) + zp``.
+
+    ``acc`` int32/int64 sums (converted to float32 first, which rounds beyond
+    2**24); ``scale`` a float32 scalar or an array broadcasting against ``acc``;
+    ``out_min``/``out_max`` narrow the output range (a fused activation).
+    """
+    dt = _dtype(out_dtype)
+    info = np.iinfo(dt)
+    lo = info.min if out_min is None else max(info.min, int(out_min))
+    hi = info.max if out_max is None else min(info.max, int(out_max))
+    zp = int(zero_point)
+    v = np.asarray(acc).astype(_F32) * np.asarray(scale, dtype=_F32)
+    v = np.clip(v, _F32(lo - zp), _F32(hi - zp))
+    return (np.rint(v).astype(np.int64) + zp).astype(dt)
+
+
+def _add_constants(a_qp, b_qp, y_qp):
+    sa, za = _per_tensor(a_qp, "a_qp")
+    sb, zb = _per_tensor(b_qp, "b_qp")
+    sc, zc = _per_tensor(y_qp, "y_qp")
+    ra = _F32(sa / sc)
+    rb = _F32(sb / sc)
+    return ra, rb, za, zb, zc
+
+
+def _a_is_inner_scalar(a_shape, b_shape) -> bool:
+    """True when onnxruntime's broadcaster hands ``a`` to the kernel as the per-span scalar.
+
+    ORT runs a binary op span by span over the innermost output axis that is
+    longer than 1; an input broadcast along that axis is the scalar of each span.
+    MLAS's QLinearAdd only has a scalar-B form, so a scalar A swaps the inputs.
+    """
+    rank = max(len(a_shape), len(b_shape))
+    a_full = (1,) * (rank - len(a_shape)) + tuple(a_shape)
+    b_full = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+    for k in range(rank - 1, -1, -1):
+        if max(a_full[k], b_full[k]) > 1:
+            return a_full[k] == 1 and b_full[k] > 1
+    return False
+
+
+def ort_fma_f32_add(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
+    """QLinearAdd, onnxruntime x86 (AVX2/FMA build), SEMANTICS.md 10.1.
+
+    ``Ra = fl32(sa/sc); Rb = fl32(sb/sc); F = fl32(zc - fma(Ra, za, fl32(Rb*zb)))``;
+    ``y = sat(rne(fma(a, Ra, fma(b, Rb, F))))``.  Broadcasting is numpy's; when
+    ``a`` is broadcast along the innermost non-trivial output axis (onnxruntime's
+    per-span scalar) the kernel runs with the inputs swapped -- ``a`` and ``b``
+    exchange roles in every formula above, F included (measured: the unswapped
+    order differs on ties).
+    """
+    a = _int_array(a, "a")
+    b = _int_array(b, "b")
+    dt = _dtype(out_dtype)
+    if _a_is_inner_scalar(a.shape, b.shape):
+        a, a_qp, b, b_qp = b, b_qp, a, a_qp
+    ra, rb, za, zb, zc = _add_constants(a_qp, b_qp, y_qp)
+    f = _F32(_F32(zc) - fma_f32(ra, _F32(za), _F32(rb * _F32(zb))))
+    inner = fma_f32(b.astype(_F32), rb, f)
+    v = fma_f32(a.astype(_F32), ra, inner)
+    return _saturate_cast(np.rint(v).astype(np.int64), dt)
+
+
+def ort_fma_f32_sub(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
+    """Not an onnxruntime kernel (there is no QLinearSub); refuses, naming why."""
+    raise ValueError("ort_fma_f32: onnxruntime has no QLinearSub; a quantized Sub runs as DQ -> Sub -> Q in float")
+
+
+def ort_neon_fixed_add(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
+    """QLinearAdd, onnxruntime aarch64 (MLAS NEON fixed point), SEMANTICS.md 10.3.
+
+    ``e`` = IEEE exponent of max(Ra, Rb) (max = 1.m * 2**e), ``shift = 21 - e``
+    (the larger multiplier lies in [2**21, 2**22)); ``M = lrintf(R * 2**shift)``; ``acc = (a - za) Ma + (b - zb) Mb`` (int32);
+    ``acc += acc >> 31``; ``r = (acc + 2**(shift-1)) >> shift``; ``y = sat(sat16(r) + zc)``.
+    """
+    a = _int_array(a, "a").astype(np.int64)
+    b = _int_array(b, "b").astype(np.int64)
+    dt = _dtype(out_dtype)
+    ra, rb, za, zb, zc = _add_constants(a_qp, b_qp, y_qp)
+    for ratio in (ra, rb):
+        if not 2.0 ** -14 <= float(ratio) < 2.0 ** 8:
+            raise ValueError(f"ort_neon_fixed: scale ratio {float(ratio)!r} outside [2**-14, 2**8) takes MLAS's "
+                             "float fall-back, which hwsim does not emulate")
+    _, e = np.frexp(_F32(max(ra, rb)))
+    shift = 21 - (int(e) - 1)    # SEMANTICS' e is the IEEE exponent: max ratio = 1.m * 2**e (frexp gives e + 1)
+    ma = int(np.rint(ra * _F32(2.0 ** shift)))     # lrintf: ties to even
+    mb = int(np.rint(rb * _F32(2.0 ** shift)))
+    if not 13 <= shift <= 31 or max(ma, mb) >= 1 << 22 or max(ma, mb) < 1 << 21:
+        raise ValueError("ort_neon_fixed: scale ratios take MLAS's float fall-back, which hwsim does not emulate")
+    acc = (a - za) * ma + (b - zb) * mb
+    acc = ((acc + 2**31) % 2**32) - 2**31          # int32 arithmetic
+    acc = acc + (acc >> 31)
+    r = (acc + (1 << (shift - 1))) >> shift
+    r = np.clip(r, -32768, 32767) + zc
+    return _saturate_cast(r, dt)
+
+
+def ort_f32_mean(x, x_qp, y_qp, out_dtype, axes=(1, 2)) -> np.ndarray:
+    """QLinearGlobalAveragePool (and a quantized ReduceMean over the spatial axes), SEMANTICS.md 10.1.
+
+    ``s = fl32(sx / fl32(sy * fl32(N)))`` with ``N`` the number of averaged
+    elements; ``acc = sum(x) - zx * N`` (int32); then :func:`requantize_f32`.
+    ``axes`` are the reduced axes of ``x`` (NHWC: (1, 2)); kept as size 1.
+    """
+    x = _int_array(x, "x")
+    dt = _dtype(out_dtype)
+    sx, zx = _per_tensor(x_qp, "x_qp")
+    sy, zy = _per_tensor(y_qp, "y_qp")
+    axes = tuple(int(a) % x.ndim for a in axes)
+    n = 1
+    for ax in axes:
+        n *= x.shape[ax]
+    s = _F32(sx / _F32(sy * _F32(n)))
+    acc = x.astype(np.int64).sum(axis=axes, keepdims=True) - zx * n
+    acc = ((acc + 2**31) % 2**32) - 2**31
+    return requantize_f32(acc, s, zy, dt)

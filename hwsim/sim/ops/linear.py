@@ -1,0 +1,195 @@
+"""conv2d (incl. depthwise), fully_connected and matmul: integer through hwsim.kernels, else float32.
+
+Preparation (once per graph and target) checks that the target can express the
+layer's parameters, derives the kernel specs with :func:`hwsim.layer_specs`
+and packs the weights, zero points and bias as the kernels take them; a run
+only calls the C kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim import kernels
+from hwsim.layer_specs import layer_specs
+from hwsim.sim.float_ref import FLOAT_OPS, dequantize_constant
+from hwsim.sim.ops.common import activation_bounds, flip8, per_tensor, rebias_needed
+
+
+def _float_step(node, ctx):
+    fn = FLOAT_OPS[node.op]
+    consts = {i: dequantize_constant(ctx.tensor(i)) for i in node.inputs if i and ctx.tensor(i).is_constant}
+
+    def run(env, rctx):
+        xs = [consts[i] if i in consts else (env[i] if i else None) for i in node.inputs]
+        env[node.outputs[0]] = fn(node, xs)
+    return run
+
+
+def _check_weights(node, ctx, w_t, sem, op):
+    """The target's weight format must hold every weight (e.g. [-127, 127] when restricted)."""
+    w = w_t.data
+    fmt = sem.weights
+    if w.dtype.kind not in "iu":
+        raise ctx.fail(node, f"weights {w_t.name!r}: expected an integer tensor, got {w.dtype}")
+    wmin, wmax = int(w.min()), int(w.max())
+    if (w.dtype.kind == "i") != fmt.signed:
+        raise ctx.fail(node, f"weights {w_t.name!r}: {w.dtype} weights, but target {ctx.profile.name} takes "
+                             f"{'signed' if fmt.signed else 'unsigned'} {fmt.bits}-bit weights for {op}")
+    if wmin < fmt.min or wmax > fmt.max:
+        bad = wmin if wmin < fmt.min else wmax
+        raise ctx.fail(node, f"weights {w_t.name!r} hold {bad}, outside the range [{fmt.min}, {fmt.max}] that "
+                             f"target {ctx.profile.name} allows for {op} weights ({fmt.value_range.value} range); "
+                             "re-quantize the model for this target")
+
+
+def _bias(node, ctx, n_out):
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return None
+    b_t = ctx.tensor(node.inputs[2])
+    if not b_t.is_constant:
+        raise ctx.fail(node, f"bias {b_t.name!r} must be a constant")
+    b = np.asarray(b_t.data)
+    if b.dtype.kind not in "iu":
+        raise ctx.fail(node, f"bias {b_t.name!r}: expected an int32 tensor in an integer layer, got {b.dtype}")
+    if b.shape != (n_out,):
+        raise ctx.fail(node, f"bias {b_t.name!r}: expected shape ({n_out},), got {b.shape}")
+    return np.ascontiguousarray(b, dtype=np.int32)
+
+
+def _specs(node, ctx, op, x_t, w_t, y_t, n_out):
+    sx, _ = per_tensor(x_t.quant, f"input {x_t.name!r}", node, ctx)
+    sy, zy = per_tensor(y_t.quant, f"output {y_t.name!r}", node, ctx)
+    if w_t.quant is None:
+        raise ctx.fail(node, f"weights {w_t.name!r} are not quantized")
+    ws = np.asarray(w_t.quant.scale, dtype=np.float32).reshape(-1)
+    sem = ctx.profile.for_op(op)
+    out_dtype = np.dtype(y_t.dtype)
+    flip_out = rebias_needed(out_dtype, sem.output)
+    kdt = out_dtype
+    zy_t = zy
+    if flip_out:   # the kernel writes the target's signedness; flipped back after the call (exact)
+        kdt = np.dtype(np.uint8 if out_dtype == np.int8 else np.int8)
+        zy_t = zy + 128 if out_dtype == np.int8 else zy - 128
+    lo, hi = activation_bounds(node.attrs.get("activation"), sy, zy_t, ctx.profile.quantize_rounding, kdt)
+    try:
+        spec = layer_specs(ctx.profile, op, input_scale=sx, weight_scale=ws, output_scale=sy,
+                           output_zero_point=zy_t, output_min=lo, output_max=hi, n_channels=n_out)
+    except ValueError as exc:
+        raise ctx.fail(node, f"weights {w_t.name!r} / output {y_t.name!r}: {exc}") from None
+    return spec, sem, flip_out, kdt
+
+
+def _weight_zero_points(w_t, n_out):
+    zw = np.asarray(w_t.quant.zero_point, dtype=np.int64).reshape(-1)
+    return zw if zw.size == n_out else int(zw[0])
+
+
+def _input_adapter(x_t, sem):
+    """(function converting the activation to the target's signedness, its zero point there)."""
+    zx = int(x_t.quant.zero_point.reshape(-1)[0])
+    if rebias_needed(x_t.dtype, sem.input):
+        return flip8, zx + (128 if np.dtype(x_t.dtype) == np.int8 else -128)
+    return None, zx
+
+
+def _record(rctx, node, res):
+    if rctx.trace:
+        rctx.accumulators[node.outputs[0]] = res.accumulators
+        c = res.counters
+        rctx.counters[node.name or node.outputs[0]] = {
+            "group_events": int(c.group_events.sum()), "acc_events": int(c.acc_events.sum()),
+            "out_events": int(c.out_events.sum()), "max_abs_acc": int(c.max_abs_acc.max()),
+        }
+        return res.output
+    return res
+
+
+def prepare_conv2d(node, ctx):
+    x_t, w_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
+    if y_t.quant is None:
+        return _float_step(node, ctx)
+    if not w_t.is_constant:
+        raise ctx.fail(node, f"weights {w_t.name!r} must be a constant for an integer convolution")
+    a = node.attrs
+    groups = int(a.get("groups", 1))
+    w = np.ascontiguousarray(w_t.data)
+    n_out = w.shape[0]
+    in_c = w.shape[3] * groups
+    op = "depthwise_conv2d" if groups == in_c and groups > 1 else "conv2d"
+    spec, sem, flip_out, kdt = _specs(node, ctx, op, x_t, w_t, y_t, n_out)
+    _check_weights(node, ctx, w_t, sem, op)
+    adapt, zx = _input_adapter(x_t, sem)
+    kw = dict(stride=tuple(a.get("stride", (1, 1))), dilation=tuple(a.get("dilation", (1, 1))),
+              padding=tuple(a.get("padding", (0, 0, 0, 0))), groups=groups, x_zero_point=zx,
+              w_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out), accum=spec.accum,
+              requant=spec.requant, out_dtype=kdt)
+    x_name, y_name = node.inputs[0], node.outputs[0]
+
+    def run(env, rctx):
+        x = env[x_name]
+        if adapt is not None:
+            x = adapt(x)
+        res = kernels.conv2d(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
+                             counters=rctx.trace)
+        y = _record(rctx, node, res)
+        env[y_name] = flip8(y) if flip_out else y
+    return run
+
+
+def prepare_fully_connected(node, ctx):
+    x_t, w_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
+    if y_t.quant is None:
+        return _float_step(node, ctx)
+    if not w_t.is_constant:
+        raise ctx.fail(node, f"weights {w_t.name!r} must be a constant for an integer fully_connected")
+    w = np.ascontiguousarray(w_t.data)
+    n_out = w.shape[0]
+    spec, sem, flip_out, kdt = _specs(node, ctx, "fully_connected", x_t, w_t, y_t, n_out)
+    _check_weights(node, ctx, w_t, sem, "fully_connected")
+    adapt, zx = _input_adapter(x_t, sem)
+    kw = dict(a_zero_point=zx, b_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out),
+              accum=spec.accum, requant=spec.requant, out_dtype=kdt)
+    x_name, y_name = node.inputs[0], node.outputs[0]
+
+    def run(env, rctx):
+        x = env[x_name]
+        x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+        if adapt is not None:
+            x = adapt(x)
+        res = kernels.gemm(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
+                           counters=rctx.trace)
+        y = _record(rctx, node, res)
+        env[y_name] = flip8(y) if flip_out else y
+    return run
+
+
+def prepare_matmul(node, ctx):
+    a_t, b_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
+    if y_t.quant is None:
+        return _float_step(node, ctx)
+    if b_t.quant is None or b_t.quant.per_channel:
+        raise ctx.fail(node, "an integer matmul needs a per-tensor quantized second operand")
+    sem = ctx.profile.for_op("matmul")
+    spec, sem, flip_out, kdt = _specs(node, ctx, "matmul", a_t, b_t, y_t, None)
+    adapt, zx = _input_adapter(a_t, sem)
+    zb = int(b_t.quant.zero_point.reshape(-1)[0])
+    const_b = np.ascontiguousarray(np.swapaxes(b_t.data, -1, -2)) if b_t.is_constant else None
+    a_name, b_name, y_name = node.inputs[0], node.inputs[1], node.outputs[0]
+
+    def run(env, rctx):
+        a = env[a_name]
+        b = const_b if const_b is not None else np.swapaxes(env[b_name], -1, -2)
+        if adapt is not None:
+            a = adapt(np.ascontiguousarray(a))
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a_b = np.broadcast_to(a, batch + a.shape[-2:])
+        b_b = np.broadcast_to(b, batch + b.shape[-2:])
+        out = np.empty(batch + (a.shape[-2], b.shape[-2]), dtype=kdt)
+        for idx in np.ndindex(*batch):
+            res = kernels.gemm(np.ascontiguousarray(a_b[idx]), np.ascontiguousarray(b_b[idx]), a_zero_point=zx,
+                               b_zero_point=zb, accum=spec.accum, requant=spec.requant, out_dtype=kdt,
+                               n_threads=rctx.n_threads)
+            out[idx] = res
+        env[y_name] = flip8(out) if flip_out else out
+    return run

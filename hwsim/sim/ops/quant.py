@@ -1,0 +1,72 @@
+"""quantize (float -> int), dequantize (int -> float) and requantize (int -> int)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.numerics.arith import round_float
+from hwsim.sim.arith_ort import dequantize_linear
+from hwsim.types import Rounding
+
+_F32 = np.float32
+
+
+def quantize_values(x, qp, dtype, rounding: Rounding) -> np.ndarray:
+    """``sat(round(fl32(x / scale)) + zp)`` with the target's rounding.
+
+    onnxruntime QuantizeLinear (half_even) and TFLite's reference Quantize
+    (std::round of the float32 quotient: half_away) both divide in float32.
+    Per channel along ``qp.axis``.
+    """
+    x32 = np.asarray(x, dtype=_F32)
+    scale = np.asarray(qp.scale, dtype=_F32)
+    zp = np.asarray(qp.zero_point, dtype=np.int64)
+    if qp.per_channel:
+        shape = [1] * x32.ndim
+        shape[qp.axis % x32.ndim] = scale.size
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    else:
+        scale, zp = scale.reshape(()), zp.reshape(())
+    info = np.iinfo(dtype)
+    v = x32 / scale
+    # clamp first (as MLAS does) so that rounding sees finite, small values; same result after saturation
+    v = np.clip(np.nan_to_num(v.astype(np.float64), nan=0.0), info.min - zp - 1.0, info.max - zp + 1.0)
+    q = round_float(v, rounding) + zp
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def prepare_quantize(node, ctx):
+    y_t = ctx.tensor(node.outputs[0])
+    if y_t.quant is None or np.dtype(y_t.dtype).kind not in "iu":
+        raise ctx.fail(node, f"output {y_t.name!r} of quantize must be a quantized integer tensor")
+    rounding = ctx.profile.quantize_rounding
+    x_name, y_name, qp, dt = node.inputs[0], node.outputs[0], y_t.quant, np.dtype(y_t.dtype)
+
+    def run(env, rctx):
+        env[y_name] = quantize_values(env[x_name], qp, dt, rounding)
+    return run
+
+
+def prepare_dequantize(node, ctx):
+    x_t = ctx.tensor(node.inputs[0])
+    if x_t.quant is None:
+        raise ctx.fail(node, f"input {x_t.name!r} of dequantize is not quantized")
+    x_name, y_name, qp = node.inputs[0], node.outputs[0], x_t.quant
+    const = dequantize_linear(x_t.data, qp) if x_t.is_constant else None
+
+    def run(env, rctx):
+        env[y_name] = const if const is not None else dequantize_linear(env[x_name], qp)
+    return run
+
+
+def prepare_requantize(node, ctx):
+    x_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.outputs[0])
+    same = (x_t.quant is not None and y_t.quant is not None and np.array_equal(x_t.quant.scale, y_t.quant.scale)
+            and np.array_equal(x_t.quant.zero_point, y_t.quant.zero_point) and x_t.dtype == y_t.dtype)
+    if not same:
+        raise ctx.fail(node, "requantize between different quantisations is not supported yet")
+    x_name, y_name = node.inputs[0], node.outputs[0]
+
+    def run(env, rctx):
+        env[y_name] = env[x_name]
+    return run

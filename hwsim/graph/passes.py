@@ -1,0 +1,231 @@
+"""Graph passes run by the importers: BN folding, QDQ fusion, activation fusion, dead-code removal.
+
+:func:`fuse_qdq` reproduces what onnxruntime 1.32 does to a QDQ model at its
+default optimisation level (CPU execution provider), because hwsim must compute
+what the engine computes:
+
+* ``ClipQuantFusion`` / ``ReluQuantFusion``: a Clip or Relu whose only consumer
+  is a QuantizeLinear is removed when the quantized range already lies inside
+  the clip range (so saturation does the clamp).  ORT tests this with the
+  float32 bounds of :func:`q_domain`.  The removed clamp is kept as the fused
+  ``activation`` of the producing op (it changes nothing, but says what the
+  model meant).  A Clip that is not redundant stays, and so does its producer
+  in float.
+* The QDQ selectors: DQ inputs -> Conv / Gemm / MatMul / Add / Mul /
+  GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu -> a single
+  Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul, QLinearAdd,
+  ...); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
+  zero point becomes the op on the integer tensor (the Q/DQ pair is dropped).
+  Anything else keeps its DQ / float op / Q, as ORT runs it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hwsim.graph.ir import Graph, Node, Tensor
+
+__all__ = ["fuse_qdq", "fuse_activations", "remove_dead", "fold_batchnorm", "q_domain"]
+
+_ACTIVATION_OPS = ("conv2d", "fully_connected", "add", "sub", "mul", "avg_pool2d", "max_pool2d")
+_INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
+# integer op <- DQ inputs, float op, Q output (ORT's QLinear* replacements)
+_QLINEAR_OPS = {"conv2d", "fully_connected", "matmul", "add", "mul", "mean", "avg_pool2d", "concat",
+                "logistic", "leaky_relu"}
+# ops ORT runs on the integer tensor when the DQ and Q around them agree (the pair is dropped)
+_DROP_QDQ_OPS = {"reshape", "transpose", "max_pool2d"}
+
+
+def q_domain(scale: float, zero_point: int, dtype) -> tuple[float, float]:
+    """Real interval that QuantizeLinear maps strictly inside the integer range, as onnxruntime computes it.
+
+    Returns (upper bound of the values that saturate to qmin, lower bound of
+    those that saturate to qmax), in float32 arithmetic with round-half-even
+    ties accounted for (onnxruntime ``QDQ::QuantizeDomain``).
+    """
+    info = np.iinfo(dtype)
+    f32 = np.float32
+    lo_biased = int(info.min) - int(zero_point)
+    lo = f32(lo_biased) + f32(0.5)
+    if lo_biased % 2 == 1 and lo_biased > 0:      # C++ '%' keeps the sign: only positive odd values
+        lo = np.nextafter(lo, f32(lo_biased))
+    hi_biased = int(info.max) - int(zero_point)
+    hi = f32(hi_biased) - f32(0.5)
+    if hi_biased % 2 == 1 and hi_biased > 0:
+        hi = np.nextafter(hi, f32(hi_biased))
+    return float(f32(lo * f32(scale))), float(f32(hi * f32(scale)))
+
+
+def _clip_redundant(node: Node, q: Tensor) -> bool:
+    if q.quant is None or q.quant.per_channel or q.dtype not in _QRANGE_DTYPES:
+        return False
+    lo, hi = q_domain(float(q.quant.scale), int(q.quant.zero_point), q.dtype)
+    if node.op == "relu":
+        return lo >= 0.0
+    clip_lo, clip_hi = node.attrs["min"], node.attrs["max"]
+    return clip_lo <= lo and hi <= clip_hi
+
+
+_QRANGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
+
+
+def _bounds(node: Node) -> tuple[float, float]:
+    return (0.0, math.inf) if node.op == "relu" else (node.attrs["min"], node.attrs["max"])
+
+
+def fuse_qdq(graph: Graph) -> None:
+    """Fuse DQ -> op -> [Clip/Relu] -> Q groups into integer ops, as onnxruntime does (module docstring)."""
+    if not any(n.op == "quantize" for n in graph.nodes):
+        return
+    _remove_redundant_clips(graph)
+    producers = graph.producers()
+    consumers = graph.consumers()
+    replaced: dict[int, Node] = {}
+    removed: set[int] = set()
+    for q in graph.nodes:
+        if q.op != "quantize":
+            continue
+        mid = q.inputs[0]
+        op = producers.get(mid)
+        if op is None or id(op) in replaced or mid in graph.outputs or len(consumers.get(mid, [])) != 1:
+            continue
+        fused = _fuse_group(graph, op, q, producers)
+        if fused is not None:
+            replaced[id(op)] = fused
+            removed.add(id(q))
+    graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in removed]
+
+
+def _remove_redundant_clips(graph: Graph) -> None:
+    producers = graph.producers()
+    consumers = graph.consumers()
+    keep = []
+    for node in graph.nodes:
+        if node.op in ("relu", "clip") and node.outputs[0] not in graph.outputs:
+            users = consumers.get(node.outputs[0], [])
+            if len(users) == 1 and users[0].op == "quantize" and \
+                    _clip_redundant(node, graph.tensor(users[0].outputs[0])):
+                src = node.inputs[0]
+                users[0].inputs[0] = src
+                consumers.setdefault(src, []).append(users[0])
+                consumers[src] = [c for c in consumers[src] if c is not node]
+                p = producers.get(src)
+                if p is not None and p.op in _ACTIVATION_OPS and p.attrs.get("activation") is None \
+                        and len(consumers[src]) == 1:
+                    p.attrs["activation"] = _bounds(node)
+                continue
+        keep.append(node)
+    graph.nodes = keep
+
+
+def _dq_source(graph: Graph, name: str, producers: dict) -> str | None:
+    """The integer tensor behind float tensor ``name`` if it is the output of a dequantize node."""
+    p = producers.get(name)
+    if p is None or p.op != "dequantize":
+        return None
+    return p.inputs[0]
+
+
+def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None:
+    if op.op not in _QLINEAR_OPS and op.op not in _DROP_QDQ_OPS:
+        return None
+    if op.op == "mean" and op.source_op != "GlobalAveragePool":
+        return None
+    y = graph.tensor(q.outputs[0])
+    srcs = [(_dq_source(graph, name, producers) if name else "") for name in op.inputs]
+    if any(s is None for s in srcs):
+        return None
+    tensors = [graph.tensor(s) if s else None for s in srcs]
+    x = tensors[0]
+    if op.op in _DROP_QDQ_OPS:
+        if x.dtype != y.dtype or not _same_quant(x, y) or x.quant.per_channel:
+            return None
+    elif op.op in ("conv2d", "fully_connected"):
+        w = tensors[1]
+        bias = tensors[2] if len(tensors) > 2 else None
+        if x.dtype not in _INT8 or y.dtype != x.dtype or w.dtype not in _INT8 or not w.is_constant:
+            return None
+        if x.dtype == np.int8 and w.dtype != np.int8:
+            return None
+        if bias is not None and (bias.dtype != np.int32 or not bias.is_constant):
+            return None
+        if w.quant.per_channel and w.quant.axis != 0:
+            return None
+    else:
+        if any(t.dtype != y.dtype for t in tensors if t is not None) or y.dtype not in _INT8:
+            return None
+    attrs = dict(op.attrs)
+    return Node(op.op, srcs, [q.outputs[0]], attrs, name=op.name, source_op=op.source_op)
+
+
+def _same_quant(a: Tensor, b: Tensor) -> bool:
+    return (a.quant is not None and b.quant is not None and a.quant.axis == b.quant.axis
+            and np.array_equal(a.quant.scale, b.quant.scale)
+            and np.array_equal(a.quant.zero_point, b.quant.zero_point))
+
+
+def fuse_activations(graph: Graph) -> None:
+    """Fold a Relu / Clip into the float op before it (its ``activation``), when nothing else reads that op."""
+    producers = graph.producers()
+    consumers = graph.consumers()
+    keep = []
+    for node in graph.nodes:
+        if node.op in ("relu", "clip"):
+            src = node.inputs[0]
+            p = producers.get(src)
+            if (p is not None and p.op in _ACTIVATION_OPS and p.attrs.get("activation") is None
+                    and src not in graph.outputs and len(consumers.get(src, [])) == 1
+                    and not np.issubdtype(graph.tensor(src).dtype, np.integer)):
+                p.attrs["activation"] = _bounds(node)
+                p.outputs[0] = node.outputs[0]
+                producers[node.outputs[0]] = p
+                del graph.tensors[src]
+                continue
+        keep.append(node)
+    graph.nodes = keep
+
+
+def remove_dead(graph: Graph) -> None:
+    """Drop nodes whose outputs nobody reads and tensors no node or graph boundary uses."""
+    needed = set(graph.outputs)
+    keep = []
+    for node in reversed(graph.nodes):
+        if any(o in needed for o in node.outputs):
+            keep.append(node)
+            needed.update(i for i in node.inputs if i)
+    graph.nodes = keep[::-1]
+    used = needed | set(graph.inputs) | {o for n in graph.nodes for o in n.outputs}
+    graph.tensors = {k: v for k, v in graph.tensors.items() if k in used}
+
+
+def fold_batchnorm(b, x: str, out: str, mult: np.ndarray, shift: np.ndarray) -> bool:
+    """Fold y = x * mult + shift (per output channel) into the float conv2d / fully_connected producing ``x``.
+
+    ``b`` is the importer's builder; the producer's output is renamed ``out``.
+    Returns False (nothing changed) when the producer is not a float op with constant weights.
+    Folding is done in float64 and rounded once to float32.
+    """
+    producer = next((n for n in reversed(b.nodes) if x in n.outputs), None)
+    if producer is None or producer.op not in ("conv2d", "fully_connected") or producer.attrs.get("activation"):
+        return False
+    w = b.tensors[producer.inputs[1]]
+    bias = b.tensors[producer.inputs[2]] if len(producer.inputs) > 2 and producer.inputs[2] else None
+    if not w.is_constant or w.quant is not None or np.issubdtype(w.dtype, np.integer):
+        return False
+    if bias is not None and not bias.is_constant:
+        return False
+    o = w.shape[0]
+    if mult.shape != (o,) or shift.shape != (o,):
+        return False
+    new_w = (w.data.astype(np.float64) * mult.reshape((o,) + (1,) * (w.data.ndim - 1))).astype(w.dtype)
+    old_b = np.zeros(o) if bias is None else bias.data.astype(np.float64)
+    new_b = (old_b * mult + shift).astype(w.dtype)
+    producer.inputs[1] = b.add_constant(w.name + "_bn", new_w)
+    bias_name = b.add_constant((bias.name if bias is not None else w.name) + "_bias_bn", new_b)
+    producer.inputs[2:] = [bias_name]
+    t = b.tensors.pop(x)
+    b.tensors[out] = Tensor(out, t.shape, t.dtype)
+    producer.outputs[0] = out
+    return True

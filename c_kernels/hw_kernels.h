@@ -68,4 +68,8 @@ uint32_t hw_cpu_features(void);
  * the previous limit.  Tests use it to hold every fast path to the portable one. */
 uint32_t hw_set_feature_limit(uint32_t mask);
 
+/* Number of kernel calls a fast path has computed since the library was
+ * loaded (the rest ran the portable kernels).  For tests and benchmarks. */
+uint64_t hw_fast_calls(void);
+
 #endif

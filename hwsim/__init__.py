@@ -3,6 +3,9 @@
 Public API (see README.md):
 
 * :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
+* :func:`load_model` -- an ONNX or TFLite model file as hwsim's graph IR.
+* :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
+  :func:`float_reference` -- the same graph in float32.
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
   emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
   accumulator and requantisation specs from a target and the layer's scales.
@@ -12,9 +15,11 @@ Public API (see README.md):
 
 from __future__ import annotations
 
+from hwsim.graph.load import load_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
+from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
 
 __version__ = "0.1.0"
@@ -23,6 +28,11 @@ __all__ = [
     "__version__",
     "list_targets",
     "load_target",
+    "load_model",
+    "simulate",
+    "SimResult",
+    "SimulationError",
+    "float_reference",
     "TargetProfile",
     "TargetError",
     "layer_specs",

@@ -25,6 +25,7 @@ __all__ = [
     "dequantize_linear",
     "requantize_f32",
     "ort_fma_f32_add",
+    "ort_fma_f32_add_table",
     "ort_fma_f32_sub",
     "ort_neon_fixed_add",
     "ort_f32_mean",
@@ -184,6 +185,26 @@ def ort_fma_f32_add(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
     inner = fma_f32(b.astype(_F32), rb, f)
     v = fma_f32(a.astype(_F32), ra, inner)
     return _saturate_cast(np.rint(v).astype(np.int64), dt)
+
+
+def ort_fma_f32_add_table(a_qp, b_qp, y_qp, dtype, a_is_inner_scalar: bool) -> np.ndarray:
+    """All results of :func:`ort_fma_f32_add` for 8-bit inputs: ``table[a - min, b - min]``.
+
+    The result of one element depends only on the two input values and on
+    which operand is onnxruntime's per-span scalar, so a 256 x 256 table
+    computed once by :func:`ort_fma_f32_add` itself replaces the float work of
+    every later call (``a_is_inner_scalar`` as :func:`_a_is_inner_scalar` says).
+    """
+    dt = _dtype(dtype)
+    if dt.itemsize != 1:
+        raise ValueError(f"dtype: a table needs 8-bit inputs, got {dt}")
+    vals = np.arange(np.iinfo(dt).min, np.iinfo(dt).max + 1).astype(dt)
+    a_grid = np.ascontiguousarray(np.broadcast_to(vals[:, None], (256, 256)))
+    b_grid = np.ascontiguousarray(np.broadcast_to(vals[None, :], (256, 256)))
+    if not a_is_inner_scalar:
+        return ort_fma_f32_add(a_grid, a_qp, b_grid, b_qp, y_qp, dt)
+    # swapped roles: the kernel computes add(b, a); same-shape grids take the unswapped branch of it
+    return ort_fma_f32_add(b_grid.T, b_qp, a_grid.T, a_qp, y_qp, dt).T
 
 
 def ort_fma_f32_sub(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:

@@ -12,6 +12,7 @@ import importlib
 
 import numpy as np
 
+from hwsim.sim import arith_ort
 from hwsim.sim.ops.common import activation_bounds, per_tensor
 from hwsim.sim.ops.linear import _float_step
 
@@ -40,6 +41,16 @@ def _clamp_step(node, ctx, y_t):
     return activation_bounds(act, sy, zy, ctx.profile.quantize_rounding, y_t.dtype)
 
 
+def _table_maker(fn, a_t, b_t, y_t):
+    """For onnxruntime's QLinearAdd on 8-bit tensors: build the 256 x 256 result table once
+    (arith_ort.ort_fma_f32_add_table, exact by construction) instead of the float chain per call."""
+    if fn is not arith_ort.ort_fma_f32_add:
+        return None
+    if not (np.dtype(a_t.dtype) == np.dtype(b_t.dtype) == np.dtype(y_t.dtype) and np.dtype(a_t.dtype).itemsize == 1):
+        return None
+    return lambda swapped: arith_ort.ort_fma_f32_add_table(a_t.quant, b_t.quant, y_t.quant, a_t.dtype, swapped)
+
+
 def prepare_binary(node, ctx):
     a_t, b_t, y_t = (ctx.tensor(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     if y_t.quant is None:
@@ -53,10 +64,21 @@ def prepare_binary(node, ctx):
     a_name, b_name, y_name = node.inputs[0], node.inputs[1], node.outputs[0]
     a_qp, b_qp, y_qp, dt = a_t.quant, b_t.quant, y_t.quant, np.dtype(y_t.dtype)
 
+    table = _table_maker(fn, a_t, b_t, y_t)
+    tables: dict = {}
+
     def run(env, rctx):
         a = consts[a_name] if a_name in consts else env[a_name]
         b = consts[b_name] if b_name in consts else env[b_name]
-        y = fn(a, a_qp, b, b_qp, y_qp, dt)
+        if table is not None:
+            swapped = arith_ort._a_is_inner_scalar(a.shape, b.shape)
+            if swapped not in tables:
+                tables[swapped] = table(swapped).reshape(-1)
+            ia = (a.view(np.uint8) ^ np.uint8(0x80)) if a.dtype == np.int8 else a
+            ib = (b.view(np.uint8) ^ np.uint8(0x80)) if b.dtype == np.int8 else b
+            y = tables[swapped][ia.astype(np.intp) * 256 + ib]
+        else:
+            y = fn(a, a_qp, b, b_qp, y_qp, dt)
         if bounds is not None:
             y = np.clip(y, *bounds).astype(dt)
         env[y_name] = y

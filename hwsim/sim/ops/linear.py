@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwsim import kernels
-from hwsim.layer_specs import layer_specs
+from hwsim.layer_specs import SplitRequant, layer_specs
+from hwsim.sim.packed import PreparedConv2d, PreparedGemm
 from hwsim.sim.float_ref import FLOAT_OPS, dequantize_constant
 from hwsim.sim.ops.common import activation_bounds, flip8, per_tensor, rebias_needed
 
@@ -125,11 +126,17 @@ def prepare_conv2d(node, ctx):
               w_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out), accum=spec.accum,
               requant=spec.requant, out_dtype=kdt)
     x_name, y_name = node.inputs[0], node.outputs[0]
+    x_dtype = np.dtype(x_t.dtype) if adapt is None else np.dtype(np.uint8 if x_t.dtype == np.int8 else np.int8)
+    fast = None if isinstance(spec.requant, SplitRequant) else PreparedConv2d(w, in_c=in_c, x_dtype=x_dtype, **kw)
 
     def run(env, rctx):
         x = env[x_name]
         if adapt is not None:
             x = adapt(x)
+        if fast is not None and not rctx.trace:
+            y = fast(x, rctx.n_threads)
+            env[y_name] = flip8(y) if flip_out else y
+            return
         res = kernels.conv2d(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
                              counters=rctx.trace)
         y = _record(rctx, node, res)
@@ -151,12 +158,18 @@ def prepare_fully_connected(node, ctx):
     kw = dict(a_zero_point=zx, b_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out),
               accum=spec.accum, requant=spec.requant, out_dtype=kdt)
     x_name, y_name = node.inputs[0], node.outputs[0]
+    x_dtype = np.dtype(x_t.dtype) if adapt is None else np.dtype(np.uint8 if x_t.dtype == np.int8 else np.int8)
+    fast = None if isinstance(spec.requant, SplitRequant) else PreparedGemm(w, a_dtype=x_dtype, **kw)
 
     def run(env, rctx):
         x = env[x_name]
         x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
         if adapt is not None:
             x = adapt(x)
+        if fast is not None and not rctx.trace:
+            y = fast(x, rctx.n_threads)
+            env[y_name] = flip8(y) if flip_out else y
+            return
         res = kernels.gemm(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
                            counters=rctx.trace)
         y = _record(rctx, node, res)

@@ -28,11 +28,18 @@ def quantize_values(x, qp, dtype, rounding: Rounding) -> np.ndarray:
     else:
         scale, zp = scale.reshape(()), zp.reshape(())
     info = np.iinfo(dtype)
-    v = x32 / scale
-    # clamp first (as MLAS does) so that rounding sees finite, small values; same result after saturation
-    v = np.clip(np.nan_to_num(v.astype(np.float64), nan=0.0), info.min - zp - 1.0, info.max - zp + 1.0)
-    q = round_float(v, rounding) + zp
-    return np.clip(q, info.min, info.max).astype(dtype)
+    v = x32 / scale                                 # float32 division, as both engines
+    # clamp before rounding (as MLAS does; after saturation the result is the same for every rule)
+    lo = (info.min - zp).astype(_F32)
+    hi = (info.max - zp).astype(_F32)
+    v = np.clip(np.nan_to_num(v, nan=0.0), lo, hi)  # float32: every bound is an exact integer
+    if rounding is Rounding.HALF_EVEN:
+        q = np.rint(v)
+    elif rounding is Rounding.HALF_AWAY:
+        q = np.copysign(np.floor(np.abs(v) + _F32(0.5)), v)   # |v| < 2**23 here: v + 0.5 is exact
+    else:
+        q = round_float(v.astype(np.float64), rounding).astype(_F32)
+    return (q + zp.astype(_F32)).astype(dtype)      # exact integers below 2**24
 
 
 def prepare_quantize(node, ctx):

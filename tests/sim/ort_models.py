@@ -19,12 +19,19 @@ def const(name: str, arr: np.ndarray) -> onnx.TensorProto:
     return onnx.numpy_helper.from_array(np.asarray(arr), name)
 
 
-def session(nodes, inputs, outputs, inits) -> ort.InferenceSession:
-    """An onnxruntime CPU session (default optimisation, 1 thread) of a graph."""
+def model(nodes, inputs, outputs, inits) -> onnx.ModelProto:
+    """An ONNX model (opset 17 + com.microsoft) of one graph."""
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, _TP[np.dtype(d)], s) for n, d, s in inputs],
-                          [helper.make_tensor_value_info(n, _TP[np.dtype(d)], None) for n, d in outputs], inits)
+                          [helper.make_tensor_value_info(o[0], _TP[np.dtype(o[1])], o[2] if len(o) > 2 else None)
+                           for o in outputs], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     m.ir_version = 8
+    return m
+
+
+def session(nodes, inputs, outputs, inits) -> ort.InferenceSession:
+    """An onnxruntime CPU session (default optimisation, 1 thread) of a graph."""
+    m = model(nodes, inputs, outputs, inits)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])

@@ -18,7 +18,7 @@ from . import ort_models as om
 F32 = np.float32
 
 
-def make(rng, pow2: bool = False, activation=None):
+def make(rng, pow2: bool = False, activation=None, return_model: bool = False):
     def sc(lo, hi):
         return F32(2.0 ** -int(rng.integers(4, 8))) if pow2 else F32(rng.uniform(lo, hi))
 
@@ -65,6 +65,8 @@ def make(rng, pow2: bool = False, activation=None):
         helper.make_node("DequantizeLinear", ["oq", "s_o", "z_o"], ["y"]),
     ]
     sess = om.session(nodes, [("x", F32, [1, 3, 8, 8])], [("y", F32)], inits)
+    if return_model:
+        return sess, om.model(nodes, [("x", F32, [1, 3, 8, 8])], [("y", F32, [1, 10])], inits)
 
     def qp(s, z, axis=None):
         return QuantParams(np.asarray(s, F32), np.asarray(z, np.int64), axis)

@@ -50,6 +50,7 @@ Schema, version 1
       logistic: ort_lut_f32            # logistic, tanh: tflite_reference | ort_lut_f32
       hard_swish: tflite_reference     # tflite_reference
       leaky_relu: ort_lut_f32          # ort_lut_f32 | tflite_reference
+      concat: ort_lut_f32              # ort_lut_f32 | tflite_reference (requantising inputs)
         # every key optional; an op whose key is missing is refused when simulated
     ops:                               # optional per-op overrides of operands / mac / requantize
       fully_connected: {requantize: {scheme: float64_round, rounding: half_away}}
@@ -443,6 +444,7 @@ ELEMENTWISE_SCHEMES = {
     "tanh": ("tflite_reference", "ort_lut_f32"),
     "hard_swish": ("tflite_reference",),
     "leaky_relu": ("ort_lut_f32", "tflite_reference"),
+    "concat": ("ort_lut_f32", "tflite_reference"),     # inputs whose quantisation differs from the output's
 }
 
 _OPERANDS, _MAC, _REQUANTIZE = _operands(True), _mac(True), _requantize(True)

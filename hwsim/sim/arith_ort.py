@@ -9,6 +9,9 @@ Each function reproduces one MLAS routine of onnxruntime 1.32.0 exactly
 * :func:`ort_fma_f32_add` -- QLinearAdd on x86 with FMA (scheme ``ort_fma_f32``).
 * :func:`ort_neon_fixed_add` -- QLinearAdd on aarch64 (scheme ``ort_neon_fixed``).
 * :func:`ort_f32_mean` -- QLinearGlobalAveragePool (scheme ``ort_f32``).
+* :func:`ort_f32_mul`, :func:`ort_f32_avg_pool2d` -- QLinearMul, QLinearAveragePool (``ort_f32``).
+* :func:`ort_lut_f32_logistic`, :func:`ort_lut_f32_leaky_relu`, :func:`ort_lut_f32_concat` --
+  QLinearSigmoid, QLinearLeakyRelu, QLinearConcat: 256-entry tables (``ort_lut_f32``).
 
 Broadcasting follows numpy (= ONNX multidirectional broadcasting).  Integer
 inputs are the raw quantized values; ``*_qp`` are per-tensor
@@ -29,6 +32,12 @@ __all__ = [
     "ort_fma_f32_sub",
     "ort_neon_fixed_add",
     "ort_f32_mean",
+    "ort_f32_mul",
+    "ort_f32_avg_pool2d",
+    "ort_lut_f32_logistic",
+    "ort_lut_f32_leaky_relu",
+    "ort_lut_f32_concat",
+    "mlas_logistic_fma3",
 ]
 
 _F32 = np.float32
@@ -260,3 +269,128 @@ def ort_f32_mean(x, x_qp, y_qp, out_dtype, axes=(1, 2)) -> np.ndarray:
     acc = x.astype(np.int64).sum(axis=axes, keepdims=True) - zx * n
     acc = ((acc + 2**31) % 2**32) - 2**31
     return requantize_f32(acc, s, zy, dt)
+
+
+def ort_f32_mul(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
+    """QLinearMul, onnxruntime MLAS (SSE2 kernel on x86; the NEON kernel has the same order).
+
+    ``R = fl32(fl32(sa * sb) / sc)``; ``p = (a - za)(b - zb)`` (exact int32);
+    ``v = fl32(fl32(fl32(p) * R) + fl32(zc))`` (a multiply, then an add: no FMA);
+    ``y = sat8(sat16(rne(v)))`` -- the zero point is added *before* rounding.
+    """
+    a = _int_array(a, "a").astype(np.int32)
+    b = _int_array(b, "b").astype(np.int32)
+    dt = _dtype(out_dtype)
+    sa, za = _per_tensor(a_qp, "a_qp")
+    sb, zb = _per_tensor(b_qp, "b_qp")
+    sc, zc = _per_tensor(y_qp, "y_qp")
+    ratio = _F32(_F32(sa * sb) / sc)
+    p = (a - za) * (b - zb)
+    v = (p.astype(_F32) * ratio) + _F32(zc)
+    r = np.clip(np.rint(v), -(2.0**31), 2.0**31 - 128).astype(np.int64)   # cvtps2dq (no overflow for 8-bit inputs)
+    return _saturate_cast(np.clip(r, -32768, 32767), dt)
+
+
+def _dequantize_f32(x_int: np.ndarray, scale, zp) -> np.ndarray:
+    """``fl32(scale * float(x - zp))`` -- onnxruntime's dequantize_value / lookup-table input."""
+    return _F32(scale) * (x_int.astype(np.int64) - zp).astype(_F32)
+
+
+def _byte_table(x_qp, y_qp, dtype, fn) -> np.ndarray:
+    """onnxruntime's QlinearBuildLookupTable: for each byte value v, ``QuantizeLinear(fn(fl32(sx * (v - zx))))``.
+
+    Indexed by the raw byte (an int8 value -1 is entry 255).
+    """
+    dt = _dtype(dtype)
+    if dt.itemsize != 1:
+        raise ValueError(f"dtype: onnxruntime's lookup tables need 8-bit tensors, got {dt}")
+    sx, zx = _per_tensor(x_qp, "x_qp")
+    values = np.arange(256, dtype=np.uint8).view(dt)
+    y = fn(_dequantize_f32(values, sx, zx)).astype(_F32)
+    return quantize_linear(y, y_qp, dt)
+
+
+def _apply_byte_table(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    return table[x.view(np.uint8)]
+
+
+def mlas_logistic_fma3(x) -> np.ndarray:
+    """MlasComputeLogistic on x86 with FMA3 (Eigen's rational approximation, float32):
+    clamp to [-18, 18]; p and q by Horner with FMA; ``clamp(p * x / q + 0.5, 0, 1)``."""
+    v = np.clip(np.asarray(x, dtype=_F32), _F32(-18.0), _F32(18.0))
+    v2 = v * v
+    p = fma_f32(v2, _F32(4.37031012579801e-11), _F32(1.15627324459942e-07))
+    for c in (6.08574864600143e-05, 8.51377133304701e-03, 2.48287947061529e-01):
+        p = fma_f32(p, v2, _F32(c))
+    p = p * v
+    q = fma_f32(v2, _F32(6.10247389755681e-13), _F32(5.76102136993427e-09))
+    for c in (6.29106785017040e-06, 1.70198817374094e-03, 1.16817656904453e-01, 9.93151921023180e-01):
+        q = fma_f32(q, v2, _F32(c))
+    return np.clip(p / q + _F32(0.5), _F32(0.0), _F32(1.0)).astype(_F32)
+
+
+def ort_lut_f32_logistic(x, x_qp, y_qp, out_dtype) -> np.ndarray:
+    """QLinearSigmoid (com.microsoft): a 256-entry table of QuantizeLinear(MlasComputeLogistic(dequantize(v)))."""
+    x = _int_array(x, "x")
+    return _apply_byte_table(x, _byte_table(x_qp, y_qp, out_dtype, mlas_logistic_fma3))
+
+
+def ort_lut_f32_leaky_relu(x, x_qp, y_qp, out_dtype, alpha: float = 0.01) -> np.ndarray:
+    """QLinearLeakyRelu (com.microsoft): table of QuantizeLinear(v >= 0 ? v : fl32(alpha * v))."""
+    x = _int_array(x, "x")
+    a = _F32(alpha)
+    return _apply_byte_table(x, _byte_table(x_qp, y_qp, out_dtype, lambda v: np.where(v >= 0, v, a * v)))
+
+
+def ort_lut_f32_concat(xs, x_qps, y_qp, out_dtype, axis: int) -> np.ndarray:
+    """QLinearConcat (com.microsoft): inputs quantized like the output are copied; every other
+    input goes through the table QuantizeLinear(dequantize(v)) of its own parameters."""
+    dt = _dtype(out_dtype)
+    parts = []
+    for i, (x, qp) in enumerate(zip(xs, x_qps)):
+        x = _int_array(x, f"xs[{i}]")
+        same = (np.array_equal(np.asarray(qp.scale, _F32), np.asarray(y_qp.scale, _F32))
+                and np.array_equal(np.asarray(qp.zero_point), np.asarray(y_qp.zero_point)))
+        parts.append(x.astype(dt) if same else _apply_byte_table(x, _byte_table(qp, y_qp, dt, lambda v: v)))
+    return np.concatenate(parts, axis=axis)
+
+
+def ort_f32_avg_pool2d(x, x_qp, y_qp, out_dtype, kernel, stride=(1, 1), padding=(0, 0, 0, 0),
+                       count_include_pad: bool = False) -> np.ndarray:
+    """QLinearAveragePool (com.microsoft), NHWC ``x``.
+
+    A kernel covering the whole unpadded image is QLinearGlobalAveragePool
+    (:func:`ort_f32_mean`).  Otherwise: ``xf = fl32(sx * (x - zx))``; each window
+    sums xf in float32, rows then columns, over the cells inside the image;
+    divides by the cell count (or KH*KW with ``count_include_pad``);
+    ``y = sat(rne(fl32(fl32(sum / sy) + zy)))`` -- the zero point added before rounding.
+    """
+    x = _int_array(x, "x")
+    dt = _dtype(out_dtype)
+    kh, kw = (int(k) for k in kernel)
+    sh, sw = (int(s) for s in stride)
+    top, left, bottom, right = (int(p) for p in padding)
+    n, h, w, c = x.shape
+    if (kh, kw) == (h, w) and (top, left, bottom, right) == (0, 0, 0, 0):
+        return ort_f32_mean(x, x_qp, y_qp, dt, axes=(1, 2))
+    sx, zx = _per_tensor(x_qp, "x_qp")
+    sy, zy = _per_tensor(y_qp, "y_qp")
+    oh = (h + top + bottom - kh) // sh + 1
+    ow = (w + left + right - kw) // sw + 1
+    xf = np.zeros((n, h + top + bottom + kh, w + left + right + kw, c), dtype=_F32)
+    xf[:, top:top + h, left:left + w, :] = _dequantize_f32(x, sx, zx)
+    inside = np.zeros((1, xf.shape[1], xf.shape[2], 1), dtype=np.int64)
+    inside[:, top:top + h, left:left + w, :] = 1
+    acc = np.zeros((n, oh, ow, c), dtype=_F32)
+    count = np.zeros((1, oh, ow, 1), dtype=np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = slice(ky, ky + sh * (oh - 1) + 1, sh)
+            cols = slice(kx, kx + sw * (ow - 1) + 1, sw)
+            acc = acc + xf[:, rows, cols, :]          # cells outside the image add an exact 0
+            count = count + inside[:, rows, cols, :]
+    div = _F32(kh * kw) if count_include_pad else count.astype(_F32)
+    y = acc / div
+    v = (y / _F32(sy)) + _F32(zy)
+    info = np.iinfo(dt)
+    return np.clip(np.rint(v), info.min, info.max).astype(dt)

@@ -63,3 +63,32 @@ def dequantize_linear(scale, zp, shape, dtype=np.uint8):
     inits = [scalar("s", scale, np.float32), scalar("z", zp, dtype)]
     node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])
     return session([node], [("x", dtype, shape)], [("y", np.float32)], inits)
+
+
+def qlinear_mul(sa, za, sb, zb, sc, zc, a_shape, b_shape, dtype=np.uint8):
+    inits = [scalar("sa", sa, np.float32), scalar("sb", sb, np.float32), scalar("sc", sc, np.float32),
+             scalar("za", za, dtype), scalar("zb", zb, dtype), scalar("zc", zc, dtype)]
+    node = helper.make_node("QLinearMul", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"],
+                            domain="com.microsoft")
+    return session([node], [("a", dtype, a_shape), ("b", dtype, b_shape)], [("y", dtype)], inits)
+
+
+def qlinear_unary(op, sx, zx, sy, zy, shape, dtype=np.uint8, **attrs):
+    inits = [scalar("sx", sx, np.float32), scalar("zx", zx, dtype), scalar("sy", sy, np.float32),
+             scalar("zy", zy, dtype)]
+    node = helper.make_node(op, ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft", **attrs)
+    return session([node], [("x", dtype, shape)], [("y", dtype)], inits)
+
+
+def qlinear_avg_pool(sx, zx, sy, zy, shape, dtype=np.uint8, **attrs):
+    return qlinear_unary("QLinearAveragePool", sx, zx, sy, zy, shape, dtype, **attrs)
+
+
+def qlinear_concat(params, sy, zy, shapes, axis, dtype=np.uint8):
+    inits = [scalar("sy", sy, np.float32), scalar("zy", zy, dtype)]
+    names = ["sy", "zy"]
+    for i, (s, z) in enumerate(params):
+        inits += [scalar(f"s{i}", s, np.float32), scalar(f"z{i}", z, dtype)]
+        names += [f"x{i}", f"s{i}", f"z{i}"]
+    node = helper.make_node("QLinearConcat", names, ["y"], domain="com.microsoft", axis=axis)
+    return session([node], [(f"x{i}", dtype, s) for i, s in enumerate(shapes)], [("y", dtype)], inits)

@@ -106,9 +106,50 @@ def _record(rctx, node, res):
     return res
 
 
+def _is_integer(t) -> bool:
+    return np.dtype(t.dtype).kind in "iu"
+
+
+def _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, call):
+    """An integer layer whose output is not requantised: ConvInteger / MatMulInteger (int32
+    accumulators) or QGemm with a float output (``fl32(acc) * fl32(sx * sw[c])``, SEMANTICS.md 10.1).
+
+    ``call(x, accum, x_zero_point, n_threads, trace)`` runs the kernel without requantisation.
+    """
+    sem = ctx.profile.for_op(op)
+    _check_weights(node, ctx, w_t, sem, op)
+    adapt, zx = _input_adapter(x_t, sem)
+    out_dtype = np.dtype(y_t.dtype)
+    if out_dtype == np.int32:
+        scale = None
+    elif out_dtype.kind == "f":
+        sx, _ = per_tensor(x_t.quant, f"input {x_t.name!r}", node, ctx)
+        scale = (np.float32(sx) * np.asarray(w_t.quant.scale, np.float32).reshape(-1)).astype(np.float32)
+    else:
+        raise ctx.fail(node, f"output {y_t.name!r}: an integer layer without output quantisation must give int32 "
+                             f"or float32, got {out_dtype}")
+    activation = node.attrs.get("activation")
+    x_name, y_name = node.inputs[0], node.outputs[0]
+
+    def run(env, rctx):
+        x = env[x_name]
+        if adapt is not None:
+            x = adapt(x)
+        res = call(x, sem.accum, zx, rctx.n_threads, rctx.trace)
+        acc = _record(rctx, node, res) if rctx.trace else res
+        if scale is None:
+            env[y_name] = acc.astype(np.int32)         # the accumulator's own width: 32 bits on these engines
+            return
+        y = acc.astype(np.float32) * scale
+        if activation is not None:
+            y = np.clip(y, np.float32(activation[0]), np.float32(activation[1]))
+        env[y_name] = y
+    return run
+
+
 def prepare_conv2d(node, ctx):
     x_t, w_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
-    if y_t.quant is None:
+    if not _is_integer(x_t):
         return _float_step(node, ctx)
     if not w_t.is_constant:
         raise ctx.fail(node, f"weights {w_t.name!r} must be a constant for an integer convolution")
@@ -118,11 +159,17 @@ def prepare_conv2d(node, ctx):
     n_out = w.shape[0]
     in_c = w.shape[3] * groups
     op = "depthwise_conv2d" if groups == in_c and groups > 1 else "conv2d"
+    geometry = dict(stride=tuple(a.get("stride", (1, 1))), dilation=tuple(a.get("dilation", (1, 1))),
+                    padding=tuple(a.get("padding", (0, 0, 0, 0))), groups=groups)
+    if y_t.quant is None:
+        zw, bias = _weight_zero_points(w_t, n_out), _bias(node, ctx, n_out)
+        return _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, lambda x, accum, zx, n, tr: kernels.conv2d(
+            x, w, **geometry, x_zero_point=zx, w_zero_point=zw, bias=bias, accum=accum, n_threads=n,
+            return_accumulators=tr, counters=tr))
     spec, sem, flip_out, kdt = _specs(node, ctx, op, x_t, w_t, y_t, n_out)
     _check_weights(node, ctx, w_t, sem, op)
     adapt, zx = _input_adapter(x_t, sem)
-    kw = dict(stride=tuple(a.get("stride", (1, 1))), dilation=tuple(a.get("dilation", (1, 1))),
-              padding=tuple(a.get("padding", (0, 0, 0, 0))), groups=groups, x_zero_point=zx,
+    kw = dict(**geometry, x_zero_point=zx,
               w_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out), accum=spec.accum,
               requant=spec.requant, out_dtype=kdt)
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -146,12 +193,19 @@ def prepare_conv2d(node, ctx):
 
 def prepare_fully_connected(node, ctx):
     x_t, w_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
-    if y_t.quant is None:
+    if not _is_integer(x_t):
         return _float_step(node, ctx)
     if not w_t.is_constant:
         raise ctx.fail(node, f"weights {w_t.name!r} must be a constant for an integer fully_connected")
     w = np.ascontiguousarray(w_t.data)
     n_out = w.shape[0]
+    if y_t.quant is None:
+        zw, bias = _weight_zero_points(w_t, n_out), _bias(node, ctx, n_out)
+        return _unrequantized(node, ctx, "fully_connected", x_t, w_t, y_t, n_out,
+                              lambda x, accum, zx, n, tr: kernels.gemm(
+                                  np.ascontiguousarray(x.reshape(x.shape[0], -1)), w, a_zero_point=zx,
+                                  b_zero_point=zw, bias=bias, accum=accum, n_threads=n, return_accumulators=tr,
+                                  counters=tr))
     spec, sem, flip_out, kdt = _specs(node, ctx, "fully_connected", x_t, w_t, y_t, n_out)
     _check_weights(node, ctx, w_t, sem, "fully_connected")
     adapt, zx = _input_adapter(x_t, sem)
@@ -178,13 +232,21 @@ def prepare_fully_connected(node, ctx):
 
 
 def prepare_matmul(node, ctx):
+    """Both operands at run time (a constant B becomes fully_connected in the importers).
+    Output requantised (QLinearMatMul) or the int32 accumulators (MatMulInteger)."""
     a_t, b_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
-    if y_t.quant is None:
+    if not _is_integer(a_t):
         return _float_step(node, ctx)
     if b_t.quant is None or b_t.quant.per_channel:
         raise ctx.fail(node, "an integer matmul needs a per-tensor quantized second operand")
-    sem = ctx.profile.for_op("matmul")
-    spec, sem, flip_out, kdt = _specs(node, ctx, "matmul", a_t, b_t, y_t, None)
+    if y_t.quant is not None:
+        spec, sem, flip_out, kdt = _specs(node, ctx, "matmul", a_t, b_t, y_t, None)
+        accum, requant = spec.accum, spec.requant
+    elif np.dtype(y_t.dtype) == np.int32:
+        sem = ctx.profile.for_op("matmul")
+        accum, requant, flip_out, kdt = sem.accum, None, False, np.dtype(np.int32)
+    else:
+        raise ctx.fail(node, f"output {y_t.name!r}: expected a quantized or an int32 tensor, got {y_t.dtype}")
     adapt, zx = _input_adapter(a_t, sem)
     zb = int(b_t.quant.zero_point.reshape(-1)[0])
     const_b = np.ascontiguousarray(np.swapaxes(b_t.data, -1, -2)) if b_t.is_constant else None
@@ -201,8 +263,8 @@ def prepare_matmul(node, ctx):
         out = np.empty(batch + (a.shape[-2], b.shape[-2]), dtype=kdt)
         for idx in np.ndindex(*batch):
             res = kernels.gemm(np.ascontiguousarray(a_b[idx]), np.ascontiguousarray(b_b[idx]), a_zero_point=zx,
-                               b_zero_point=zb, accum=spec.accum, requant=spec.requant, out_dtype=kdt,
-                               n_threads=rctx.n_threads)
+                               b_zero_point=zb, accum=accum, requant=requant,
+                               out_dtype=kdt if requant is not None else None, n_threads=rctx.n_threads)
             out[idx] = res
         env[y_name] = flip8(out) if flip_out else out
     return run

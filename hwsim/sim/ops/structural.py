@@ -44,17 +44,30 @@ def prepare_transpose(node, ctx):
 
 
 def prepare_concat(node, ctx):
+    """Concatenation; inputs quantized unlike the output are requantised by the target's
+    ``elementwise.concat`` scheme (onnxruntime QLinearConcat: a table per input)."""
     y_t = ctx.tensor(node.outputs[0])
     if y_t.quant is None:
         return _float_step(node, ctx)
-    for name in node.inputs:
-        _same_quant(node, ctx, ctx.tensor(name), y_t)
     axis = int(node.attrs["axis"])
     names, y_name = list(node.inputs), node.outputs[0]
     consts = {n: ctx.tensor(n).data for n in names if ctx.tensor(n).is_constant}
+    fn = None
+    try:
+        for name in names:
+            _same_quant(node, ctx, ctx.tensor(name), y_t)
+    except ValueError:
+        from hwsim.sim.ops.elementwise import scheme_function
+
+        fn = scheme_function(ctx, node, "concat")
+        for name in names:
+            per_tensor(ctx.tensor(name).quant, f"input {name!r}", node, ctx)
+    qps = [ctx.tensor(n).quant for n in names]
+    dt = np.dtype(y_t.dtype)
 
     def run(env, rctx):
-        env[y_name] = np.concatenate([consts[n] if n in consts else env[n] for n in names], axis=axis)
+        xs = [consts[n] if n in consts else env[n] for n in names]
+        env[y_name] = np.concatenate(xs, axis=axis) if fn is None else fn(xs, qps, y_t.quant, dt, axis=axis)
     return run
 
 

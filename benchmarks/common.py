@@ -55,13 +55,18 @@ def best_of(fn: Callable[[], object], passes: int = 3, samples: int = 7) -> floa
 def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[tuple[float, float]]:
     """(best_of seconds, fastest single call) for several callables, their passes
     interleaved (A B A B ...) so a burst of load from other processes hits both
-    sides of a ratio alike."""
+    sides of a ratio alike.  Each pass starts after a short pause and one
+    untimed call."""
     for fn in fns:
         fn()  # warm-up: page faults, lazy initialisation, thread pool start
     best = [float("inf")] * len(fns)
     fastest = [float("inf")] * len(fns)
     for _ in range(passes):
         for i, fn in enumerate(fns):
+            # let the other side's thread pool go idle first: onnxruntime's workers spin
+            # for a while after each run and would compete with the next pass for cores
+            time.sleep(0.05)
+            fn()
             times = _samples(fn, samples)
             best[i] = min(best[i], statistics.median(times))
             fastest[i] = min(fastest[i], min(times))

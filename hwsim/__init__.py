@@ -3,7 +3,8 @@
 Public API (see README.md):
 
 * :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
-* :func:`load_model` -- an ONNX or TFLite model file as hwsim's graph IR.
+* :func:`load_model` -- an ONNX (float / QDQ / QOperator) or TFLite file as a graph IR
+  (:mod:`hwsim.graph.ir`); bad files raise :class:`ModelError`.
 * :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
   :func:`float_reference` -- the same graph in float32.
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
@@ -15,6 +16,7 @@ Public API (see README.md):
 
 from __future__ import annotations
 
+from hwsim.graph.errors import ModelError
 from hwsim.graph.load import load_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
@@ -29,6 +31,7 @@ __all__ = [
     "list_targets",
     "load_target",
     "load_model",
+    "ModelError",
     "simulate",
     "SimResult",
     "SimulationError",

@@ -35,7 +35,7 @@ from hwsim.layer_specs import SplitRequant
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec
 
-__all__ = ["gemm", "conv2d", "AccumSpec", "RequantParams", "SplitRequant", "KernelResult", "KernelCounters"]
+__all__ = ["gemm", "conv2d", "pack_weights", "PackedWeights", "AccumSpec", "RequantParams", "SplitRequant", "KernelResult", "KernelCounters"]
 
 _OPERAND_DTYPES = tuple(_nk.OPERAND_DTYPES)
 _OUTPUT_DTYPES = tuple(_nk.OUTPUT_DTYPES)
@@ -252,6 +252,43 @@ def _result(res, requant, return_accumulators: bool, counters: bool):
     return KernelResult(output, res.accumulators if return_accumulators else None, cnt)
 
 
+@dataclass(frozen=True, eq=False)
+class PackedWeights:
+    """Constant weights packed once for the fast kernels (:func:`pack_weights`).
+
+    Pass it in place of ``b`` (:func:`gemm`) or ``w`` (:func:`conv2d`).  It holds
+    a private read-only copy of the weights, so later changes to the caller's
+    array cannot make the packed copy and the weights disagree.
+    """
+
+    weights: np.ndarray
+    _handle: object
+
+    @property
+    def shape(self) -> tuple:
+        return self.weights.shape
+
+
+def pack_weights(w: np.ndarray) -> PackedWeights:
+    """Pack constant weights once per layer (onnxruntime pre-packs its initializers too).
+
+    ``w``: [N, K] GEMM weights or [O, KH, KW, I] convolution weights (int8 /
+    uint8 / int16).  Results never depend on packing: a packed call and an
+    unpacked one give the same bits; packing only saves the per-call work.
+    """
+    ndim = w.ndim if isinstance(w, np.ndarray) else 0
+    w = _operand(w, "w", 4 if ndim == 4 else 2, "[O, KH, KW, I]" if ndim == 4 else "[N, K]")
+    copy = np.array(w, copy=True)
+    copy.setflags(write=False)
+    return PackedWeights(copy, _nk.pack_weights(copy))
+
+
+def _unpack(w, name: str):
+    if isinstance(w, PackedWeights):
+        return w.weights, w._handle
+    return w, _nk.ffi.NULL
+
+
 # ---------------------------------------------------------------- public API
 
 
@@ -276,7 +313,7 @@ def gemm(
     ----------
     a : ndarray [M, K], int8 / uint8 / int16
         Activations (C-contiguous).
-    b : ndarray [N, K], int8 / uint8 / int16
+    b : ndarray [N, K], int8 / uint8 / int16, or PackedWeights
         Weights, one output channel per row (an ONNX MatMul's B transposed; a
         TFLite FULLY_CONNECTED weight as is).
     a_zero_point : int
@@ -305,6 +342,7 @@ def gemm(
     -------
     ndarray [M, N], or a :class:`KernelResult` when ``return_accumulators`` or ``counters``.
     """
+    b, packed = _unpack(b, "b")
     a = _operand(a, "a", 2, "[M, K]")
     b = _operand(b, "b", 2, "[N, K]")
     if b.shape[1] != a.shape[1]:
@@ -322,7 +360,7 @@ def gemm(
     res = _nk.gemm(
         a, b, a_zero_point=zx, b_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq,
         out_dtype=None if split else odt, want_acc=return_accumulators or rq is None or split is not None,
-        want_counters=counters, n_threads=threads,
+        want_counters=counters, n_threads=threads, packed=packed,
     )
     if split is not None:
         res = _split_requantize(res, split, odt)
@@ -371,6 +409,7 @@ def conv2d(
     ndarray [batch, OH, OW, O] with OH = (H + top + bottom - dilation_h (KH - 1) - 1) // stride_h + 1
     (likewise OW), or a :class:`KernelResult`.
     """
+    w, packed = _unpack(w, "w")
     x = _operand(x, "x", 4, "[batch, H, W, C] (NHWC)")
     w = _operand(w, "w", 4, "[O, KH, KW, C/groups]")
     sh, sw = _pair(stride, "stride", 1)
@@ -404,6 +443,7 @@ def conv2d(
         x, w, stride=(sh, sw), dilation=(dh, dw), padding=pad, groups=g, out_hw=out_hw, x_zero_point=zx,
         w_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq, out_dtype=None if split else odt,
         want_acc=return_accumulators or rq is None or split is not None, want_counters=counters, n_threads=threads,
+        packed=packed,
     )
     if split is not None:
         res = _split_requantize(res, split, odt)

@@ -103,7 +103,36 @@ def _bias(bias, n: int):
     return c_array(bias, "bias", np.int64, "const int64_t *", (n,))
 
 
-def gemm(a, b, *, a_zero_point, b_zero_point, bias, accum, requant, out_dtype, want_acc, want_counters, n_threads):
+def pack_weights(w: np.ndarray):
+    """Pre-pack constant weights for the fast paths: ``w`` is [N, K] (GEMM) or
+    [O, KH, KW, I] (convolution with groups = 1).  Returns a cffi handle freed
+    by the garbage collector, or ``ffi.NULL`` when no fast path would use one.
+    The packed copy depends only on ``w``'s values and shape."""
+    code = _operand_code(w, "w")
+    if w.ndim == 2:
+        args = ffi.new("hw_gemm_args_t *")
+        args.N, args.K = w.shape
+        args.b_dtype = code
+        args.b = c_array(w, "w", w.dtype, "const void *", w.shape)
+        args.ldb = w.shape[1]
+        out = ffi.new("void **")
+        check_status(lib.hw_pack_gemm_b(args, ffi.NULL, out), "hw_pack_gemm_b")
+    elif w.ndim == 4:
+        args = ffi.new("hw_conv2d_args_t *")
+        args.out_c, args.kernel_h, args.kernel_w, args.in_c = w.shape
+        args.groups = 1
+        args.w_dtype = code
+        args.w = c_array(w, "w", w.dtype, "const void *", w.shape)
+        out = ffi.new("void **")
+        check_status(lib.hw_pack_conv2d_w(args, ffi.NULL, out), "hw_pack_conv2d_w")
+    else:
+        raise ValueError(f"w: expected [N, K] or [O, KH, KW, I] weights, got shape {w.shape}")
+    handle = out[0]
+    return ffi.NULL if handle == ffi.NULL else ffi.gc(handle, lib.hw_packed_free)
+
+
+def gemm(a, b, *, a_zero_point, b_zero_point, bias, accum, requant, out_dtype, want_acc, want_counters, n_threads,
+         packed=ffi.NULL):
     """Run ``hw_gemm``.  a: [M, K], b: [N, K] (int8/uint8/int16, C-contiguous);
     b_zero_point: int32 [1] or [N]; bias: int64 [N] or None; requant: a
     RequantParams or None."""
@@ -128,7 +157,7 @@ def gemm(a, b, *, a_zero_point, b_zero_point, bias, accum, requant, out_dtype, w
     args.a_zero_point = int(a_zero_point)
     args.b_zero_point, args.b_zp_per_channel = _zero_points(b_zero_point, n, "b_zero_point")
     args.bias = _bias(bias, n)
-    args.packed_b = ffi.NULL
+    args.packed_b = packed
     args.n_threads = int(n_threads)
     spec = accum_spec(accum)
     res, out_code, out_ptr, rq_ptr, keep, acc_ptr, cnt = _outputs(
@@ -141,7 +170,7 @@ def gemm(a, b, *, a_zero_point, b_zero_point, bias, accum, requant, out_dtype, w
 
 def conv2d(
     x, w, *, stride, dilation, padding, groups, out_hw, x_zero_point, w_zero_point, bias, accum, requant,
-    out_dtype, want_acc, want_counters, n_threads,
+    out_dtype, want_acc, want_counters, n_threads, packed=ffi.NULL,
 ):
     """Run ``hw_conv2d``.  x: [B, H, W, C] NHWC; w: [O, KH, KW, C/groups]; the
     geometry (stride, dilation, padding (top, left, bottom, right), groups,
@@ -169,7 +198,7 @@ def conv2d(
     args.x_zero_point = int(x_zero_point)
     args.w_zero_point, args.w_zp_per_channel = _zero_points(w_zero_point, out_c, "w_zero_point")
     args.bias = _bias(bias, out_c)
-    args.packed_w = ffi.NULL
+    args.packed_w = packed if groups == 1 else ffi.NULL
     args.n_threads = int(n_threads)
     spec = accum_spec(accum)
     res, out_code, out_ptr, rq_ptr, keep, acc_ptr, cnt = _outputs(

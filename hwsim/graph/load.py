@@ -12,7 +12,7 @@ __all__ = ["load_model"]
 _TFLITE_MAGIC = b"TFL3"   # flatbuffer file identifier, bytes 4..8 of a .tflite file
 
 
-def load_model(path: str | os.PathLike) -> Graph:
+def load_model(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph:
     """Read an ONNX (float, QDQ, QOperator) or TFLite model file.
 
     The format is taken from the file's content (the TFLite flatbuffer
@@ -22,6 +22,8 @@ def load_model(path: str | os.PathLike) -> Graph:
     ----------
     path : str or PathLike
         The model file.
+    qdq_fusion : {"onnxruntime", "onnxruntime-x86", "none"}
+        ONNX QDQ models only: see :func:`hwsim.graph.onnx_import.load_onnx`.
 
     Returns
     -------
@@ -51,4 +53,4 @@ def load_model(path: str | os.PathLike) -> Graph:
         return load_tflite(path)
     from hwsim.graph.onnx_import import load_onnx
 
-    return load_onnx(path)
+    return load_onnx(path, qdq_fusion=qdq_fusion)

@@ -21,13 +21,22 @@ from hwsim.graph.layout import ir_array, ir_axis, ir_shape
 __all__ = ["load_onnx", "OnnxBuilder"]
 
 
-def load_onnx(path: str | os.PathLike) -> Graph:
+QDQ_FUSION = ("onnxruntime", "onnxruntime-x86", "none")
+
+
+def load_onnx(path: str | os.PathLike, qdq_fusion: str = "onnxruntime") -> Graph:
     """Read an ONNX model file into the IR.
 
     Parameters
     ----------
     path : str or PathLike
         A float (opset 13+), QDQ or QOperator ONNX model.
+    qdq_fusion : {"onnxruntime", "onnxruntime-x86", "none"}
+        How QDQ groups become integer ops: as onnxruntime 1.32 fuses them when
+        int8 activations are allowed (aarch64; identical to x86 for uint8
+        activations); with onnxruntime's x86 rules for int8 activations (int8
+        tensors read by two nodes keep the convolutions around them in float);
+        or not at all (DQ -> float op -> Q, as onnxruntime with ORT_DISABLE_ALL).
 
     Returns
     -------
@@ -45,6 +54,8 @@ def load_onnx(path: str | os.PathLike) -> Graph:
     from google.protobuf.message import DecodeError
 
     path = os.fspath(path)
+    if qdq_fusion not in QDQ_FUSION:
+        raise ValueError(f"qdq_fusion must be one of {QDQ_FUSION}, got {qdq_fusion!r}")
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
     try:
@@ -53,28 +64,37 @@ def load_onnx(path: str | os.PathLike) -> Graph:
         raise ModelError(f"{path}: not a readable ONNX model (truncated or corrupt file?): {exc}") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise ModelError(f"{path}: not a readable ONNX model (no graph or no nodes; truncated or corrupt file?)")
+    # onnx's checker is stricter than onnxruntime (it rejects e.g. outputs without a shape), so its
+    # verdict only explains a conversion failure; it never rejects a model on its own
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
-        raise ModelError(f"{path}: invalid ONNX model: {first}") from None
-    return convert_model(model, path)
+        problem = ""
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+    try:
+        return convert_model(model, path, qdq_fusion)
+    except ModelError as exc:
+        if problem and "unsupported ONNX op" not in str(exc):
+            raise ModelError(f"{exc} (the ONNX checker also reports: {problem})") from None
+        raise
 
 
-def convert_model(model, path: str = "<memory>") -> Graph:
+def convert_model(model, path: str = "<memory>", qdq_fusion: str = "onnxruntime") -> Graph:
     """Convert an in-memory ``onnx.ModelProto`` (see :func:`load_onnx`)."""
     from hwsim.graph import onnx_ops, passes
 
     builder = OnnxBuilder(model, path)
     try:
-        for node in model.graph.node:
+        for index, node in enumerate(model.graph.node):
+            builder.current = index
             onnx_ops.convert_node(builder, node)
         graph = builder.finish()
     except ModelError:
         raise
     except (KeyError, IndexError, ValueError, TypeError) as exc:   # a malformed graph, never a crash
         raise ModelError(f"{path}: cannot convert the model: {exc}") from None
-    passes.fuse_qdq(graph)
+    if qdq_fusion != "none":
+        passes.fuse_qdq(graph, builder.origin, int8_activations=qdq_fusion != "onnxruntime-x86")
     passes.fuse_activations(graph)
     passes.remove_dead(graph)
     graph.kind = onnx_ops.model_kind(model)
@@ -103,6 +123,8 @@ class OnnxBuilder:
         self.alias: dict[str, str] = {}                  # Identity / Dropout outputs
         self.dq_const: dict[str, str] = {}               # float tensor -> its quantized constant
         self._counter = 0
+        self.current = -1                                # index of the ONNX node being converted
+        self.origin: dict[int, int] = {}                 # id(IR node) -> index of its ONNX node
         graph = model.graph
         for init in graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -204,8 +226,10 @@ class OnnxBuilder:
         return self.add_tensor(self.fresh(base), data.shape, data.dtype, quant, data)
 
     def emit(self, op: str, inputs: list[str], outputs: list[str], node, **attrs) -> Node:
-        ir_node = Node(op, list(inputs), list(outputs), attrs, name=node.name, source_op=node.op_type)
+        name = node.name or f"{node.op_type}_{self.current}"
+        ir_node = Node(op, list(inputs), list(outputs), attrs, name=name, source_op=node.op_type)
         self.nodes.append(ir_node)
+        self.origin[id(ir_node)] = self.current
         return ir_node
 
     # ---- quantisation parameters --------------------------------------------------------------------

@@ -41,13 +41,22 @@ def supported_ops() -> list[str]:
 
 
 def convert_node(b, node) -> None:
+    from hwsim.graph.onnx_fold import try_fold
+
+    attrs = _attrs(node)
+    if try_fold(b, node, attrs):
+        return
     domain = "" if node.domain in ("", "ai.onnx") else node.domain
     fn = _CONVERTERS.get((domain, node.op_type))
     if fn is None:
+        from hwsim.graph.onnx_fold import FOLDABLE_OPS
+
         where = f"{node.domain}." if domain else ""
-        raise ModelError(f"{b.path}: unsupported ONNX op {where}{node.op_type} (node {node.name!r}); "
+        hint = " (hwsim evaluates it at import only when all its inputs are constants)" \
+            if node.op_type in FOLDABLE_OPS and not domain else ""
+        raise ModelError(f"{b.path}: unsupported ONNX op {where}{node.op_type} (node {node.name!r}){hint}; "
                          f"supported ops: {', '.join(supported_ops())}")
-    fn(b, node, _attrs(node))
+    fn(b, node, attrs)
 
 
 def model_kind(model) -> str:
@@ -228,21 +237,30 @@ def _concat(b, node, attrs, inputs: list[str], out_dtype, out_quant) -> None:
 
 
 def _reshape_to(b, node, x: str, target_model_shape: tuple, out_name: str) -> None:
-    """Reshape with the model's element order: transposes around rank-4 tensors when the order differs."""
+    """Reshape with the model's element order: transposes around rank-4 tensors when the order differs.
+
+    The ``shape`` attribute holds -1 for the one dimension unknown at import (a dynamic batch).
+    """
     xt = b.tensor(x)
+    target = tuple(target_model_shape)
+    if target.count(None) > 1:
+        raise b.error(node, f"reshape to {target}: more than one dimension unknown at import")
+
+    def spec(shape):
+        return tuple(-1 if d is None else int(d) for d in shape)
+
     src = x
     if len(xt.shape) == 4 and not order_preserved(model_shape(xt.shape)):
         src = b.add_tensor(b.fresh(f"{x}_nchw"), model_shape(xt.shape), xt.dtype, xt.quant)
         b.emit("transpose", [x], [src], node, perm=TO_NCHW)
-    target = tuple(target_model_shape)
     if len(target) == 4 and not order_preserved(target):
         mid = b.add_tensor(b.fresh(f"{out_name}_nchw"), target, xt.dtype, xt.quant)
-        b.emit("reshape", [src], [mid], node, shape=target)
+        b.emit("reshape", [src], [mid], node, shape=spec(target))
         b.add_tensor(out_name, ir_shape(target), xt.dtype, xt.quant)
         b.emit("transpose", [mid], [out_name], node, perm=TO_NHWC)
     else:
         b.add_tensor(out_name, ir_shape(target), xt.dtype, xt.quant)
-        b.emit("reshape", [src], [out_name], node, shape=ir_shape(target))
+        b.emit("reshape", [src], [out_name], node, shape=spec(ir_shape(target)))
 
 
 def _resolve_shape(b, node, in_model_shape: tuple, spec, allowzero: bool) -> tuple:
@@ -496,6 +514,22 @@ def _flatten_op(b, node, attrs):
     _reshape_to(b, node, x, target, node.output[0])
 
 
+@_op("Transpose")
+def _transpose_op(b, node, attrs):
+    x = b.use(node.input[0], node)
+    t = b.tensor(x)
+    rank = len(t.shape)
+    perm = tuple(int(p) for p in attrs.get("perm", range(rank - 1, -1, -1)))
+    if sorted(perm) != list(range(rank)):
+        raise b.error(node, f"perm {perm} is not a permutation of {rank} axes")
+    if rank == 4:   # IR axis i of the output is model axis TO_NHWC[i] = model input axis perm[TO_NHWC[i]]
+        perm = tuple(TO_NCHW[perm[TO_NHWC[i]]] for i in range(4))
+    if t.quant is not None and t.quant.per_channel:
+        raise b.error(node, "Transpose of a per-channel quantized tensor is not supported")
+    y = b.add_tensor(node.output[0], tuple(t.shape[p] for p in perm), t.dtype, t.quant)
+    b.emit("transpose", [x], [y], node, perm=perm)
+
+
 @_op("Concat")
 def _concat_op(b, node, attrs):
     inputs = [b.use(n, node) for n in node.input]
@@ -698,13 +732,20 @@ def _q_weights(b, node, index: int, scale_index: int, zp_index: int, axis: int) 
     return _q_input(b, node, index, scale_index, zp_index, axis)
 
 
-def _int_bias(b, node, index: int) -> str | None:
+def _int_bias(b, node, index: int, x: str, w: str) -> str | None:
+    """The int32 bias; it gets quant params scale = x_scale * w_scale (float32), zero point 0, as ORT reads it."""
+    from hwsim.graph.ir import QuantParams
+
     if index >= len(node.input) or not node.input[index]:
         return None
     value = b.const(node.input[index])
     if value is None or value.dtype != np.int32:
         raise b.error(node, "the bias must be a constant int32 initializer")
-    return b.use(node.input[index], node)
+    name = b.use(node.input[index], node)
+    xq, wq = b.tensors[x].quant, b.tensors[w].quant
+    scale = (xq.scale * wq.scale).astype(np.float32)
+    quant = QuantParams(scale, np.zeros(scale.shape, np.int64), axis=0 if wq.per_channel else None)
+    return b.set_quant(name, quant, node)
 
 
 @_op("QLinearConv")
@@ -713,7 +754,7 @@ def _qlinearconv(b, node, attrs):
     _rank4(b, node, x)
     w = _q_weights(b, node, 3, 4, 5, axis=0)
     quant, dtype = _q_output(b, node, 6, 7, 4)
-    _conv(b, node, attrs, x, w, _int_bias(b, node, 8), dtype, quant)
+    _conv(b, node, attrs, x, w, _int_bias(b, node, 8, x, w), dtype, quant)
 
 
 @_op("ConvInteger")
@@ -793,7 +834,7 @@ def _qgemm(b, node, attrs):
     w = _q_weights(b, node, 3, 4, 5, axis=0 if trans_b else 1)
     if not trans_b:
         w = _transpose_qconst(b, w)
-    bias = _int_bias(b, node, 6)
+    bias = _int_bias(b, node, 6, a, w)
     if len(node.input) > 7 and node.input[7]:
         quant, dtype = _q_output(b, node, 7, 8, 2)
     else:

@@ -12,11 +12,17 @@ what the engine computes:
   model meant).  A Clip that is not redundant stays, and so does its producer
   in float.
 * The QDQ selectors: DQ inputs -> Conv / Gemm / MatMul / Add / Mul /
-  GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu -> a single
-  Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul, QLinearAdd,
-  ...); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
+  GlobalAveragePool / AveragePool / Concat / Sigmoid / LeakyRelu / Softmax ->
+  a single Q becomes one integer op (QLinearConv, QGemm, QLinearMatMul,
+  QLinearAdd, ..., QLinearSoftmax); DQ -> Reshape / Flatten / Transpose / MaxPool -> Q with equal scale and
   zero point becomes the op on the integer tensor (the Q/DQ pair is dropped).
   Anything else keeps its DQ / float op / Q, as ORT runs it.
+* On x86 (``int8_activations=False``) ORT first rewrites an int8 Q -> DQ pair
+  to uint8 (+128, exact) when the Q's only consumer is one DQ read by one node
+  (``QDQS8ToU8Transformer``; ORT gives every consumer its own DQ first), and
+  its Conv / MatMul / Gemm selectors refuse int8 activations: so an int8
+  tensor read by two nodes keeps the convolutions around it in float.  The
+  other QLinear ops accept int8.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import math
 
 import numpy as np
 
-from hwsim.graph.ir import Graph, Node, Tensor
+from hwsim.graph.ir import Graph, Node, QuantParams, Tensor
 
 __all__ = ["fuse_qdq", "fuse_activations", "remove_dead", "fold_batchnorm", "q_domain"]
 
@@ -33,7 +39,7 @@ _ACTIVATION_OPS = ("conv2d", "fully_connected", "add", "sub", "mul", "avg_pool2d
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 # integer op <- DQ inputs, float op, Q output (ORT's QLinear* replacements)
 _QLINEAR_OPS = {"conv2d", "fully_connected", "matmul", "add", "mul", "mean", "avg_pool2d", "concat",
-                "logistic", "leaky_relu"}
+                "logistic", "leaky_relu", "softmax"}
 # ops ORT runs on the integer tensor when the DQ and Q around them agree (the pair is dropped)
 _DROP_QDQ_OPS = {"reshape", "transpose", "max_pool2d"}
 
@@ -75,11 +81,19 @@ def _bounds(node: Node) -> tuple[float, float]:
     return (0.0, math.inf) if node.op == "relu" else (node.attrs["min"], node.attrs["max"])
 
 
-def fuse_qdq(graph: Graph) -> None:
-    """Fuse DQ -> op -> [Clip/Relu] -> Q groups into integer ops, as onnxruntime does (module docstring)."""
+def fuse_qdq(graph: Graph, origin: dict[int, int] | None = None, int8_activations: bool = True) -> None:
+    """Fuse DQ -> op -> [Clip/Relu] -> Q groups into integer ops, as onnxruntime does (module docstring).
+
+    ``origin`` maps ``id(node)`` to the index of the model node it came from, so
+    that the transposes an importer adds around a rank-4 reshape move with it.
+    ``int8_activations=False`` applies onnxruntime's x86 rules for int8 activations.
+    """
     if not any(n.op == "quantize" for n in graph.nodes):
         return
+    origin = origin or {}
     _remove_redundant_clips(graph)
+    if not int8_activations:
+        _int8_pairs_to_uint8(graph)
     producers = graph.producers()
     consumers = graph.consumers()
     replaced: dict[int, Node] = {}
@@ -87,15 +101,33 @@ def fuse_qdq(graph: Graph) -> None:
     for q in graph.nodes:
         if q.op != "quantize":
             continue
-        mid = q.inputs[0]
-        op = producers.get(mid)
-        if op is None or id(op) in replaced or mid in graph.outputs or len(consumers.get(mid, [])) != 1:
+        chain = _chain(graph, q, producers, consumers, origin)
+        if not chain or any(id(n) in replaced for n in chain):
             continue
-        fused = _fuse_group(graph, op, q, producers)
+        fused = _fuse_group(graph, chain, q, producers, int8_activations)
         if fused is not None:
-            replaced[id(op)] = fused
+            replaced.update({id(old): new for old, new in zip(chain, fused)})
             removed.add(id(q))
     graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in removed]
+
+
+def _single_use(graph: Graph, name: str, consumers: dict) -> bool:
+    return name not in graph.outputs and len(consumers.get(name, [])) == 1
+
+
+def _chain(graph: Graph, q: Node, producers: dict, consumers: dict, origin: dict) -> list[Node]:
+    """The IR nodes of one model op ending at quantize ``q`` (several only for a reshape with its transposes)."""
+    op = producers.get(q.inputs[0])
+    if op is None or not _single_use(graph, q.inputs[0], consumers):
+        return []
+    chain = [op]
+    while chain[0].op in _DROP_QDQ_OPS and origin.get(id(chain[0])) is not None:
+        prev = producers.get(chain[0].inputs[0])
+        if prev is None or origin.get(id(prev)) != origin.get(id(chain[0])) or \
+                not _single_use(graph, chain[0].inputs[0], consumers):
+            break
+        chain.insert(0, prev)
+    return chain
 
 
 def _remove_redundant_clips(graph: Graph) -> None:
@@ -128,8 +160,31 @@ def _dq_source(graph: Graph, name: str, producers: dict) -> str | None:
     return p.inputs[0]
 
 
-def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None:
-    if op.op not in _QLINEAR_OPS and op.op not in _DROP_QDQ_OPS:
+def _int8_pairs_to_uint8(graph: Graph) -> None:
+    """ORT x86 ``QDQS8ToU8Transformer``: int8 Q -> single DQ -> single reader becomes uint8, zero point + 128."""
+    consumers = graph.consumers()
+    for node in graph.nodes:
+        if node.op != "quantize":
+            continue
+        t = graph.tensor(node.outputs[0])
+        if t.dtype != np.int8 or t.quant.per_channel or t.name in graph.outputs:
+            continue
+        users = consumers.get(t.name, [])
+        if len(users) != 1 or users[0].op != "dequantize":
+            continue
+        if len(consumers.get(users[0].outputs[0], [])) > 1:     # a graph output is not an edge
+            continue
+        t.dtype = np.dtype(np.uint8)
+        t.quant = QuantParams(t.quant.scale, t.quant.zero_point + 128)
+
+
+def _fuse_group(graph: Graph, chain: list[Node], q: Node, producers: dict,
+                int8_activations: bool = True) -> list[Node] | None:
+    """Integer replacements for the nodes of ``chain`` (DQ inputs, output to ``q``), or None if ORT would not fuse."""
+    op = chain[0]
+    if any(n.op not in _QLINEAR_OPS and n.op not in _DROP_QDQ_OPS for n in chain):
+        return None
+    if len(chain) > 1 and any(n.op not in _DROP_QDQ_OPS for n in chain):
         return None
     if op.op == "mean" and op.source_op != "GlobalAveragePool":
         return None
@@ -147,7 +202,7 @@ def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None
         bias = tensors[2] if len(tensors) > 2 else None
         if x.dtype not in _INT8 or y.dtype != x.dtype or w.dtype not in _INT8 or not w.is_constant:
             return None
-        if x.dtype == np.int8 and w.dtype != np.int8:
+        if x.dtype == np.int8 and (w.dtype != np.int8 or not int8_activations):
             return None
         if bias is not None and (bias.dtype != np.int32 or not bias.is_constant):
             return None
@@ -156,8 +211,19 @@ def _fuse_group(graph: Graph, op: Node, q: Node, producers: dict) -> Node | None
     else:
         if any(t.dtype != y.dtype for t in tensors if t is not None) or y.dtype not in _INT8:
             return None
-    attrs = dict(op.attrs)
-    return Node(op.op, srcs, [q.outputs[0]], attrs, name=op.name, source_op=op.source_op)
+        if op.op == "matmul" and y.dtype == np.int8 and not int8_activations:
+            return None
+    fused = []
+    for i, node in enumerate(chain):
+        inputs = srcs if i == 0 else list(node.inputs)
+        if i < len(chain) - 1:              # an intermediate of a reshape chain now holds the integers
+            mid = graph.tensor(node.outputs[0])
+            mid.dtype, mid.quant = x.dtype, x.quant
+            outputs = list(node.outputs)
+        else:
+            outputs = [q.outputs[0]]
+        fused.append(Node(node.op, inputs, outputs, dict(node.attrs), name=node.name, source_op=node.source_op))
+    return fused
 
 
 def _same_quant(a: Tensor, b: Tensor) -> bool:

@@ -137,6 +137,26 @@ def im2col(x, kh, kw, stride, dilation, pad, zx):
     return cols.reshape(b * oh * ow, kh * kw * c), (b, oh, ow)
 
 
+def provably_exact(spec: AccumSpec, k: int, x_dtype, zx: int, w: np.ndarray, zw, bias) -> bool:
+    """The documented bound: no group sum and no accumulator step can overflow,
+    so the result is the exact sum (and fits int32):
+    group * max|x'| * max|w - zw| fits group_bits, and
+    max|bias| + [folded] |zx| * K * max|w - zw| + K * max|x'| * max|w - zw| <= 2^(min(acc_bits, 32) - 1) - 1,
+    x' = x - zx (in_mac) or x (folded), over the whole range of x's dtype."""
+    info = np.iinfo(x_dtype)
+    folded = spec.input_zero_point == FOLDED
+    maxx = max(abs(info.min), abs(info.max)) if folded else max(abs(info.min - zx), abs(info.max - zx))
+    zw = np.atleast_1d(np.asarray(zw, dtype=np.int64))
+    maxw = max(abs(int(w.min()) - int(zw.max())), abs(int(w.max()) - int(zw.min())))
+    maxp = maxx * maxw
+    if spec.group_bits < 64 and spec.group * maxp > 2 ** (spec.group_bits - 1) - 1:
+        return False
+    total = k * maxp + (abs(zx) * k * maxw if folded else 0)
+    if bias is not None:
+        total += int(np.abs(np.asarray(bias, dtype=np.int64)).max())
+    return total <= 2 ** (min(spec.acc_bits, 32) - 1) - 1
+
+
 def operand(rng, dtype, shape, fill):
     info = np.iinfo(dtype)
     if fill == "max":
@@ -203,9 +223,10 @@ def test_gemm_exact_matches_portable_and_numpy(m, n, k, a_signed, b_unsigned, sp
                                  n_threads=threads, limit=ISAS[isa])
     assert_same(fast, slow)
     expect = ref_exact(a, b, zx, zw, bias)
-    if spec.acc_bits != 32:   # exact (never overflows) when the bound lets the fast path in
-        if taken:
+    if spec.acc_bits != 32:   # exact, and taken by the int32 path, when the bound holds
+        if provably_exact(spec, k, adt, zx, b, zw, bias):
             np.testing.assert_array_equal(fast, expect)
+            assert taken == expect_taken("exact", ISAS[isa])
     else:
         np.testing.assert_array_equal(fast, expect)
         assert taken == expect_taken("exact", ISAS[isa])
@@ -420,7 +441,10 @@ def test_conv2d_matches_portable_and_numpy(batch, h, w, c, o, kh, kw, stride, di
     cols, shape = im2col(x, kh, kw, stride, dilation, pad, zx)
     wm = wt.reshape(o, -1)
     expect = ref_pairsat(cols, wm, zx, bias) if pairsat else ref_exact(cols, wm, zx, zw, bias)
-    if spec.acc_bits != 32 and not taken:
+    if spec.acc_bits != 32:
+        if provably_exact(spec, kh * kw * c, adt, zx, wt, zw, bias):
+            np.testing.assert_array_equal(fast, expect.reshape(*shape, o))
+            assert taken == expect_taken("exact", ISAS[isa])
         return
     np.testing.assert_array_equal(fast, expect.reshape(*shape, o))
     if spec.acc_bits == 32:

@@ -1,14 +1,20 @@
 """Integer elementwise and pooling ops whose arithmetic the target's ``elementwise`` section names.
 
 A scheme ``s`` for op ``o`` is the function ``s_o`` in ``hwsim.sim.arith_ort``
-(schemes ``ort_*``) or ``hwsim.sim.arith_tflite`` (``tflite_*``); see
-``docs``/issue 3 for the signatures.  A fused activation clamps the result to
-its quantized bounds afterwards (the engines clamp last, so the order is exact).
+(schemes ``ort_*``) or ``hwsim.sim.arith_tflite`` (``tflite_*``, ``xnnpack_*``).
+Calling convention: the integer inputs with their QuantParams positionally
+(``a, a_qp, b, b_qp, y_qp`` or ``x, x_qp, y_qp``), everything else by keyword
+-- ``out_dtype``, the node's attributes (``axes``, ``kernel``, ``beta``, ...),
+``activation`` (the real clamp) and the target's ``elementwise.engine`` --
+each passed only if the function takes it.  A function without an
+``activation`` parameter gets the fused clamp applied afterwards at its
+quantized bounds (the engines clamp last, so the order is exact).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import numpy as np
 
@@ -31,6 +37,24 @@ def scheme_function(ctx, node, op: str, fn_suffix: str | None = None):
     except (ImportError, AttributeError):
         raise ctx.fail(node, f"target {ctx.profile.name}'s elementwise.{op} scheme {scheme!r} is not implemented "
                              f"in hwsim yet ({module_name}.{fn_name})") from None
+
+
+def bind(fn, ctx, node, required=(), **options) -> dict:
+    """The keyword arguments of ``options`` (plus ``engine``) that ``fn`` takes.
+
+    ``required`` names options whose value matters: if ``fn`` cannot take one of
+    them while it is set (not None / False), the node is refused rather than
+    computed without it.
+    """
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    engine = getattr(ctx.profile, "elementwise_engine", None)
+    if engine is not None and "engine" in params:
+        options["engine"] = engine
+    for name in required:
+        if options.get(name) not in (None, False) and not (takes_all or name in params):
+            raise ctx.fail(node, f"{fn.__name__} cannot take {name}={options[name]!r}")
+    return {k: v for k, v in options.items() if takes_all or k in params}
 
 
 def _clamp_step(node, ctx, y_t):
@@ -59,7 +83,8 @@ def prepare_binary(node, ctx):
         per_tensor(t.quant, f"{what} {t.name!r}", node, ctx)
     fn = scheme_function(ctx, node, node.op)
     per_tensor(y_t.quant, f"output {y_t.name!r}", node, ctx)
-    bounds = _clamp_step(node, ctx, y_t)
+    kw = bind(fn, ctx, node, out_dtype=np.dtype(y_t.dtype), activation=node.attrs.get("activation"))
+    bounds = None if "activation" in kw else _clamp_step(node, ctx, y_t)
     consts = {n: t.data for n, t in ((node.inputs[0], a_t), (node.inputs[1], b_t)) if t.is_constant}
     a_name, b_name, y_name = node.inputs[0], node.inputs[1], node.outputs[0]
     a_qp, b_qp, y_qp, dt = a_t.quant, b_t.quant, y_t.quant, np.dtype(y_t.dtype)
@@ -78,7 +103,7 @@ def prepare_binary(node, ctx):
             ib = (b.view(np.uint8) ^ np.uint8(0x80)) if b.dtype == np.int8 else b
             y = tables[swapped][ia.astype(np.intp) * 256 + ib]
         else:
-            y = fn(a, a_qp, b, b_qp, y_qp, dt)
+            y = fn(a, a_qp, b, b_qp, y_qp, **kw)
         if bounds is not None:
             y = np.clip(y, *bounds).astype(dt)
         env[y_name] = y
@@ -95,9 +120,10 @@ def prepare_mean(node, ctx):
     axes = tuple(node.attrs["axes"])
     keep = bool(node.attrs.get("keepdims", True))
     x_name, y_name, dt = node.inputs[0], node.outputs[0], np.dtype(y_t.dtype)
+    kw = bind(fn, ctx, node, out_dtype=dt, axes=axes, keepdims=True)   # reduced axes kept, squeezed below
 
     def run(env, rctx):
-        y = fn(env[x_name], x_t.quant, y_t.quant, dt, axes=axes)
+        y = fn(env[x_name], x_t.quant, y_t.quant, **kw)
         env[y_name] = y if keep else np.squeeze(y, axis=axes)
     return run
 
@@ -107,13 +133,15 @@ def prepare_avg_pool2d(node, ctx):
     if y_t.quant is None:
         return _float_step(node, ctx)
     fn = scheme_function(ctx, node, "avg_pool2d")
-    a = dict(node.attrs)
-    bounds = _clamp_step(node, ctx, y_t)
+    a = node.attrs
     x_name, y_name, dt = node.inputs[0], node.outputs[0], np.dtype(y_t.dtype)
-    a.pop("activation", None)
+    kw = bind(fn, ctx, node, required=("count_include_pad",), out_dtype=dt, kernel=tuple(a["kernel"]),
+              stride=tuple(a.get("stride", (1, 1))), padding=tuple(a.get("padding", (0, 0, 0, 0))),
+              count_include_pad=bool(a.get("count_include_pad", False)), activation=a.get("activation"))
+    bounds = None if "activation" in kw else _clamp_step(node, ctx, y_t)
 
     def run(env, rctx):
-        y = fn(env[x_name], x_t.quant, y_t.quant, dt, **a)
+        y = fn(env[x_name], x_t.quant, y_t.quant, **kw)
         if bounds is not None:
             y = np.clip(y, *bounds).astype(dt)
         env[y_name] = y
@@ -128,7 +156,8 @@ def prepare_unary(node, ctx):
     fn = scheme_function(ctx, node, node.op)
     attrs = {k: v for k, v in node.attrs.items() if k != "activation"}
     x_name, y_name, dt = node.inputs[0], node.outputs[0], np.dtype(y_t.dtype)
+    kw = bind(fn, ctx, node, required=tuple(attrs), out_dtype=dt, **attrs)
 
     def run(env, rctx):
-        env[y_name] = fn(env[x_name], x_t.quant, y_t.quant, dt, **attrs)
+        env[y_name] = fn(env[x_name], x_t.quant, y_t.quant, **kw)
     return run

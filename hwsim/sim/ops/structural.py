@@ -52,7 +52,7 @@ def prepare_concat(node, ctx):
     axis = int(node.attrs["axis"])
     names, y_name = list(node.inputs), node.outputs[0]
     consts = {n: ctx.tensor(n).data for n in names if ctx.tensor(n).is_constant}
-    fn = None
+    fn, kw = None, {}
     try:
         for name in names:
             _same_quant(node, ctx, ctx.tensor(name), y_t)
@@ -60,6 +60,9 @@ def prepare_concat(node, ctx):
         from hwsim.sim.ops.elementwise import scheme_function
 
         fn = scheme_function(ctx, node, "concat")
+        from hwsim.sim.ops.elementwise import bind
+
+        kw = bind(fn, ctx, node, out_dtype=np.dtype(y_t.dtype), axis=axis)
         for name in names:
             per_tensor(ctx.tensor(name).quant, f"input {name!r}", node, ctx)
     qps = [ctx.tensor(n).quant for n in names]
@@ -67,7 +70,7 @@ def prepare_concat(node, ctx):
 
     def run(env, rctx):
         xs = [consts[n] if n in consts else env[n] for n in names]
-        env[y_name] = np.concatenate(xs, axis=axis) if fn is None else fn(xs, qps, y_t.quant, dt, axis=axis)
+        env[y_name] = np.concatenate(xs, axis=axis) if fn is None else fn(xs, qps, y_t.quant, **kw)
     return run
 
 

@@ -64,7 +64,8 @@ def _specs(node, ctx, op, x_t, w_t, y_t, n_out):
     if w_t.quant is None:
         raise ctx.fail(node, f"weights {w_t.name!r} are not quantized")
     ws = np.asarray(w_t.quant.scale, dtype=np.float32).reshape(-1)
-    sem = ctx.profile.for_op(op)
+    bits = 16 if np.dtype(x_t.dtype).itemsize == 2 else None     # the 16x8 variant
+    sem = ctx.profile.for_op(op, activation_bits=bits)
     out_dtype = np.dtype(y_t.dtype)
     flip_out = rebias_needed(out_dtype, sem.output)
     kdt = out_dtype
@@ -75,7 +76,8 @@ def _specs(node, ctx, op, x_t, w_t, y_t, n_out):
     lo, hi = activation_bounds(node.attrs.get("activation"), sy, zy_t, ctx.profile.quantize_rounding, kdt)
     try:
         spec = layer_specs(ctx.profile, op, input_scale=sx, weight_scale=ws, output_scale=sy,
-                           output_zero_point=zy_t, output_min=lo, output_max=hi, n_channels=n_out)
+                           output_zero_point=zy_t, output_min=lo, output_max=hi, n_channels=n_out,
+                           activation_bits=bits)
     except ValueError as exc:
         raise ctx.fail(node, f"weights {w_t.name!r} / output {y_t.name!r}: {exc}") from None
     return spec, sem, flip_out, kdt
@@ -116,7 +118,7 @@ def _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, call):
 
     ``call(x, accum, x_zero_point, n_threads, trace)`` runs the kernel without requantisation.
     """
-    sem = ctx.profile.for_op(op)
+    sem = ctx.profile.for_op(op, activation_bits=16 if np.dtype(x_t.dtype).itemsize == 2 else None)
     _check_weights(node, ctx, w_t, sem, op)
     adapt, zx = _input_adapter(x_t, sem)
     out_dtype = np.dtype(y_t.dtype)

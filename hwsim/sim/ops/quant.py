@@ -42,15 +42,34 @@ def quantize_values(x, qp, dtype, rounding: Rounding) -> np.ndarray:
     return (q + zp.astype(_F32)).astype(dtype)      # exact integers below 2**24
 
 
+def _tflite_function(ctx, name: str):
+    """arith_tflite's ``name`` when the target is a TFLite-family engine (``elementwise.engine`` set)."""
+    if getattr(ctx.profile, "elementwise_engine", None) is None:
+        return None
+    try:
+        from hwsim.sim import arith_tflite
+    except ImportError:
+        return None
+    return getattr(arith_tflite, name, None)
+
+
 def prepare_quantize(node, ctx):
+    """float -> int.  TFLite-family targets: arith_tflite.tflite_quantize with the target's engine
+    (LiteRT's optimised int8 kernel multiplies by a reciprocal); otherwise :func:`quantize_values`."""
     y_t = ctx.tensor(node.outputs[0])
     if y_t.quant is None or np.dtype(y_t.dtype).kind not in "iu":
         raise ctx.fail(node, f"output {y_t.name!r} of quantize must be a quantized integer tensor")
     rounding = ctx.profile.quantize_rounding
     x_name, y_name, qp, dt = node.inputs[0], node.outputs[0], y_t.quant, np.dtype(y_t.dtype)
+    tfl = _tflite_function(ctx, "tflite_quantize") if not qp.per_channel else None
+    engine = getattr(ctx.profile, "elementwise_engine", None)
 
     def run(env, rctx):
-        env[y_name] = quantize_values(env[x_name], qp, dt, rounding)
+        x = env[x_name]
+        if tfl is not None:
+            env[y_name] = tfl(np.asarray(x, dtype=np.float32), qp, out_dtype=dt, engine=engine)
+        else:
+            env[y_name] = quantize_values(x, qp, dt, rounding)
     return run
 
 
@@ -70,10 +89,17 @@ def prepare_requantize(node, ctx):
     x_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.outputs[0])
     same = (x_t.quant is not None and y_t.quant is not None and np.array_equal(x_t.quant.scale, y_t.quant.scale)
             and np.array_equal(x_t.quant.zero_point, y_t.quant.zero_point) and x_t.dtype == y_t.dtype)
-    if not same:
-        raise ctx.fail(node, "requantize between different quantisations is not supported yet")
     x_name, y_name = node.inputs[0], node.outputs[0]
+    if same:
+        def run(env, rctx):
+            env[y_name] = env[x_name]
+        return run
+    tfl = _tflite_function(ctx, "tflite_requantize")
+    if tfl is None or x_t.quant is None or y_t.quant is None:
+        raise ctx.fail(node, f"requantize from {x_t.name!r} to {y_t.name!r} (different quantisation) is only "
+                             "supported on TFLite-family targets (QUANTIZE int -> int)")
+    dt = np.dtype(y_t.dtype)
 
-    def run(env, rctx):
-        env[y_name] = env[x_name]
-    return run
+    def run_tflite(env, rctx):
+        env[y_name] = tfl(env[x_name], x_t.quant, y_t.quant, out_dtype=dt)
+    return run_tflite

@@ -98,10 +98,15 @@ def test_bad_inputs_name_the_tensor(bad, match):
         simulate(graph, "onnxruntime-x86", bad)
 
 
-def test_unsupported_elementwise_scheme_is_named():
+def test_missing_elementwise_scheme_is_named(tmp_path):
+    from hwsim.targets import to_yaml
+
+    data = hwsim.load_target("onnxruntime-x86").describe()
+    del data["elementwise"]
+    (tmp_path / "bare.yaml").write_text(to_yaml(data))
     _, graph = small_graph.make(np.random.default_rng(0))
-    with pytest.raises(SimulationError, match=r"node 'add'.*elementwise.add scheme 'tflite_fixed_point'|node 'add'"):
-        prepare(graph, "tflite-reference")
+    with pytest.raises(SimulationError, match=r"node 'add' \(add\): target onnxruntime-x86: no elementwise.add scheme"):
+        prepare(graph, tmp_path / "bare.yaml")
 
 
 def _float_twin(graph):

@@ -53,12 +53,20 @@ def _match_inputs(graph, arrays: dict, path: str) -> dict:
         from hwsim.sim.executor import _describe, _model_shape
 
         t = graph.tensor(missing[0])
-        raise UsageError(f"{path}: no array named {missing[0]!r}; expected {_describe(_model_shape(graph, t.shape), t.dtype)}"
-                         f" (the model's inputs: {', '.join(names)}; the file holds: {', '.join(arrays) or 'nothing'})")
+        expected = _describe(_model_shape(graph, t.shape), t.dtype)
+        raise UsageError(f"{path}: no array named {missing[0]!r}; expected {expected} (the model's inputs: "
+                         f"{', '.join(names)}; the file holds: {', '.join(arrays) or 'nothing'})")
     extra = sorted(set(arrays) - set(names))
     if extra:
         raise UsageError(f"{path}: array {extra[0]!r} is not a model input (the model's inputs: {', '.join(names)})")
     return {n: arrays[n] for n in names}
+
+
+def _qdq_fusion(target) -> str:
+    """How the engine fuses a QDQ model: onnxruntime on x86 rewrites s8 activations to u8 and keeps
+    int8 groups around shared tensors in float (SEMANTICS.md 10.1); elsewhere the plain ORT fusion."""
+    names = [target.name] + [pathlib.Path(b).stem for b in target.bases]
+    return "onnxruntime-x86" if "onnxruntime-x86" in names else "onnxruntime"
 
 
 def _run(args) -> int:
@@ -78,7 +86,7 @@ def _run(args) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     try:
-        graph = hwsim.load_model(args.model)
+        graph = hwsim.load_model(args.model, qdq_fusion=_qdq_fusion(target))
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     inputs = _match_inputs(graph, _read_npz(args.inputs, "input"), args.inputs)

@@ -225,7 +225,8 @@ def ort_neon_fixed_add(a, a_qp, b, b_qp, y_qp, out_dtype) -> np.ndarray:
     """QLinearAdd, onnxruntime aarch64 (MLAS NEON fixed point), SEMANTICS.md 10.3.
 
     ``e`` = IEEE exponent of max(Ra, Rb) (max = 1.m * 2**e), ``shift = 21 - e``
-    (the larger multiplier lies in [2**21, 2**22)); ``M = lrintf(R * 2**shift)``; ``acc = (a - za) Ma + (b - zb) Mb`` (int32);
+    (the larger multiplier lies in [2**21, 2**22)); ``M = lrintf(R * 2**shift)``;
+    ``acc = (a - za) Ma + (b - zb) Mb`` (int32);
     ``acc += acc >> 31``; ``r = (acc + 2**(shift-1)) >> shift``; ``y = sat(sat16(r) + zc)``.
     """
     a = _int_array(a, "a").astype(np.int64)

@@ -14,7 +14,7 @@ is changed after a call needs :func:`clear_cache`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,10 +58,9 @@ class SimResult:
 
 @dataclass
 class Plan:
-    """A graph prepared for one target: one run function per node."""
+    """A graph prepared for one target: (node, run function) per node, in order."""
 
     steps: list
-    deviations: list = field(default_factory=list)
 
 
 _PLAN_ATTR = "_hwsim_plans"
@@ -95,7 +94,7 @@ def prepare(graph: Graph, target) -> Plan:
             raise SimulationError(f"node {node.name!r}: unsupported op {node.source_op or node.op!r}; supported: "
                                   f"{', '.join(SUPPORTED_OPS)}")
         steps.append((node, fn(node, ctx)))
-    plan = Plan(steps, ctx.deviations)
+    plan = Plan(steps)
     plans[key] = plan
     return plan
 
@@ -125,7 +124,7 @@ def _describe(shape, dtype) -> str:
     return f"shape [{dims}] and dtype {np.dtype(dtype)}"
 
 
-def check_inputs(graph: Graph, inputs, float_inputs: bool = False) -> dict:
+def check_inputs(graph: Graph, inputs) -> dict:
     """Validate ``inputs`` (dict name -> array, model layout) against the graph's inputs.
 
     Float inputs may come in any float dtype and are converted to float32;

@@ -176,7 +176,7 @@ def float_reference(graph: Graph, inputs: dict, trace: bool = False):
     from hwsim.sim.executor import check_inputs, from_ir_layout, to_ir_layout
 
     env: dict = {}
-    for name, arr in check_inputs(graph, inputs, float_inputs=True).items():
+    for name, arr in check_inputs(graph, inputs).items():
         t = graph.tensor(name)
         x = to_ir_layout(graph, arr)
         if t.quant is not None and x.dtype.kind in "iu":

@@ -60,9 +60,12 @@ def test_existing_output_is_kept_without_force(qmodel, tmp_path, capsys):
     assert out.read_bytes() != b"keep me"
 
 
+EXPECTED = "expected shape [1, 3, 8, 8] and dtype float32"
+
+
 @pytest.mark.parametrize("arrays, message", [
-    ({"x": np.zeros((1, 3, 8, 7), np.float32)}, "input 'x': got shape [1, 3, 8, 7]; expected shape [1, 3, 8, 8] and dtype float32"),
-    ({"x": np.zeros((1, 3, 8, 8), np.int16)}, "input 'x': got dtype int16; expected shape [1, 3, 8, 8] and dtype float32"),
+    ({"x": np.zeros((1, 3, 8, 7), np.float32)}, f"input 'x': got shape [1, 3, 8, 7]; {EXPECTED}"),
+    ({"x": np.zeros((1, 3, 8, 8), np.int16)}, f"input 'x': got dtype int16; {EXPECTED}"),
     ({"a": np.zeros(1), "b": np.zeros(1)}, "no array named 'x'; expected shape [1, 3, 8, 8] and dtype float32"),
     ({"x": np.zeros((1, 3, 8, 8), np.float32), "extra": np.zeros(1)}, "array 'extra' is not a model input"),
 ])

@@ -94,8 +94,8 @@ def test_qlinear_average_pool(tmp_path, pool, dtype, pow2, seed):
     zx, zy = _qparams(rng, dtype, 2)
     inits = [om.scalar("sx", sx, F32), om.scalar("zx", zx, dtype), om.scalar("sy", sy, F32), om.scalar("zy", zy, dtype)]
     node = helper.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft",
-                            kernel_shape=list(kernel), strides=list(stride), pads=[pads[0], pads[1], pads[2], pads[3]],
-                            count_include_pad=cip)
+                            kernel_shape=list(kernel), strides=list(stride), count_include_pad=cip,
+                            pads=[pads[0], pads[1], pads[2], pads[3]])
     x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, (2, 6, 7, 9)).astype(dtype)
     oh = (7 + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
     ow = (9 + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
@@ -110,8 +110,8 @@ def test_qlinear_concat_requantises_each_input(tmp_path, dtype, pow2, seed):
     z0, z1, zy = _qparams(rng, dtype, 3)
     inits = [om.scalar("sy", sy, F32), om.scalar("zy", zy, dtype), om.scalar("s0", s0, F32), om.scalar("z0", z0, dtype),
              om.scalar("s1", s1, F32), om.scalar("z1", z1, dtype), om.scalar("s2", sy, F32), om.scalar("z2", zy, dtype)]
-    node = helper.make_node("QLinearConcat", ["sy", "zy", "x0", "s0", "z0", "x1", "s1", "z1", "x2", "s2", "z2"], ["y"],
-                            domain="com.microsoft", axis=1)
+    names = ["sy", "zy", "x0", "s0", "z0", "x1", "s1", "z1", "x2", "s2", "z2"]
+    node = helper.make_node("QLinearConcat", names, ["y"], domain="com.microsoft", axis=1)
     full = np.arange(np.iinfo(dtype).min, np.iinfo(dtype).max + 1).astype(dtype)
     feeds = {"x0": full.reshape(1, 4, 8, 8), "x1": full[::-1].copy().reshape(1, 4, 8, 8),
              "x2": rng.permutation(full).reshape(1, 4, 8, 8)}
@@ -126,7 +126,8 @@ def test_conv_integer_and_matmul_integer_give_int32(tmp_path):
     inits = [om.const("w", w), om.scalar("xz", 131, np.uint8), om.const("b", b), om.scalar("az", 7, np.uint8)]
     nodes = [helper.make_node("ConvInteger", ["x", "w", "xz"], ["c"], pads=[1, 0, 1, 2], strides=[2, 1]),
              helper.make_node("MatMulInteger", ["a", "b", "az"], ["m"])]
-    feeds = {"x": rng.integers(0, 256, (1, 3, 9, 8)).astype(np.uint8), "a": rng.integers(0, 256, (4, 12)).astype(np.uint8)}
+    feeds = {"x": rng.integers(0, 256, (1, 3, 9, 8)).astype(np.uint8),
+             "a": rng.integers(0, 256, (4, 12)).astype(np.uint8)}
     _assert_same(*_run_both(tmp_path, nodes, [("x", np.uint8, [1, 3, 9, 8]), ("a", np.uint8, [4, 12])],
                             [("c", np.int32, [1, 6, 5, 10]), ("m", np.int32, [4, 5])], inits, feeds))
 
@@ -151,7 +152,8 @@ def test_qlinear_matmul_runtime_operands(tmp_path):
     inits = [om.scalar("sa", F32(0.05), F32), om.scalar("za", 100, np.uint8), om.scalar("sb", F32(0.03), F32),
              om.scalar("zb", 140, np.uint8), om.scalar("sy", F32(0.5), F32), om.scalar("zy", 128, np.uint8)]
     node = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["y"])
-    feeds = {"a": rng.integers(0, 256, (2, 5, 9)).astype(np.uint8), "b": rng.integers(0, 256, (2, 9, 4)).astype(np.uint8)}
+    feeds = {"a": rng.integers(0, 256, (2, 5, 9)).astype(np.uint8),
+             "b": rng.integers(0, 256, (2, 9, 4)).astype(np.uint8)}
     _assert_same(*_run_both(tmp_path, [node], [("a", np.uint8, [2, 5, 9]), ("b", np.uint8, [2, 9, 4])],
                             [("y", np.uint8, [2, 5, 4])], inits, feeds))
 
@@ -164,7 +166,8 @@ def test_qdq_group_with_relu6_and_maxpool(tmp_path):
     inits = [om.scalar("sx", F32(0.02), F32), om.scalar("zx", 128, np.uint8), om.const("w", w),
              om.const("sw", sw), om.const("zw", np.zeros(8, np.int8)),
              om.const("b", rng.integers(-2000, 2000, 8).astype(np.int32)),
-             om.const("sb", (F32(0.02) * sw).astype(F32)), om.const("zb", np.zeros(8, np.int32)),
+             om.const("sb", (F32(0.02) * sw).astype(F32)),
+             om.const("zb", np.zeros(8, np.int32)),
              om.scalar("sy", F32(6 / 255), F32), om.scalar("zy", 0, np.uint8),
              om.scalar("zero", F32(0), F32), om.scalar("six", F32(6), F32)]
     nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),

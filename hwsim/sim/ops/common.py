@@ -21,7 +21,6 @@ class PrepareContext:
 
     graph: Graph
     profile: object                      # hwsim.targets.TargetProfile
-    deviations: list = field(default_factory=list)
 
     def tensor(self, name: str) -> Tensor:
         return self.graph.tensor(name)

@@ -19,10 +19,10 @@ GEOMETRIES = [
 ]
 
 
-@pytest.mark.parametrize("geom", GEOMETRIES, ids=[str(g) for g in GEOMETRIES])
 TARGETS = ["onnxruntime-x86", "tflite-reference", "x86-avx2", "npu-acc24"]
 
 
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=[str(g) for g in GEOMETRIES])
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_prepared_conv_equals_kernels(geom, target, per_channel):

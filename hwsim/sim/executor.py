@@ -67,7 +67,9 @@ _PLAN_ATTR = "_hwsim_plans"
 
 
 def _target_key(profile) -> str:
-    return profile.name + "\n" + json.dumps(profile.describe(), sort_keys=True)
+    # the resolved profile as canonical JSON (built once when the profile was loaded)
+    resolved = getattr(profile, "_resolved_json", None) or json.dumps(profile.describe(), sort_keys=True)
+    return profile.name + "\n" + resolved
 
 
 def clear_cache(graph: Graph) -> None:

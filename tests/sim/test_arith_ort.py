@@ -174,3 +174,13 @@ def test_neon_fixed_add_hand_worked():
     # x86 FMA path on the same tie: v = 1.5 + 100 -> rne 102? 101.5 -> 102 (even); -1.5 + 100 = 98.5 -> 98 (even)
     y86 = arith_ort.ort_fma_f32_add(np.array([13, 7], np.uint8), qa, np.array([10, 10], np.uint8), qa, qc, np.uint8)
     np.testing.assert_array_equal(y86, [102, 98])
+
+
+@pytest.mark.parametrize("dtype, zp", [(np.uint8, 100), (np.int8, -3)])
+def test_quantize_nan_and_infinities_like_onnxruntime(dtype, zp):
+    # MLAS clamps with MAXPS(NaN, lo) = lo before rounding: NaN -> the lowest code; +-inf saturate
+    x = np.array([np.nan, -np.nan, np.inf, -np.inf, 1.0] * 4, np.float32)
+    (want,) = ort_models.quantize_linear(F32(0.1), zp, [x.size], dtype).run(None, {"x": x})
+    got = quantize_values(x, QuantParams(F32(0.1), zp), dtype, Rounding.HALF_EVEN)
+    np.testing.assert_array_equal(got, want)
+    assert got[0] == np.iinfo(dtype).min

@@ -101,7 +101,7 @@ def prepare_binary(node, ctx):
                 tables[swapped] = table(swapped).reshape(-1)
             ia = (a.view(np.uint8) ^ np.uint8(0x80)) if a.dtype == np.int8 else a
             ib = (b.view(np.uint8) ^ np.uint8(0x80)) if b.dtype == np.int8 else b
-            y = tables[swapped][ia.astype(np.intp) * 256 + ib]
+            y = tables[swapped].take((ia.astype(np.uint16) << 8) | ib)
         else:
             y = fn(a, a_qp, b, b_qp, y_qp, **kw)
         if bounds is not None:

@@ -32,7 +32,8 @@ def quantize_values(x, qp, dtype, rounding: Rounding) -> np.ndarray:
     # clamp before rounding (as MLAS does; after saturation the result is the same for every rule)
     lo = (info.min - zp).astype(_F32)
     hi = (info.max - zp).astype(_F32)
-    v = np.clip(np.nan_to_num(v, nan=0.0), lo, hi)  # float32: every bound is an exact integer
+    # float32 bounds are exact integers; NaN becomes the lower bound, as MAXPS(NaN, lo) gives lo in MLAS
+    v = np.minimum(np.fmax(v, lo), hi)
     if rounding is Rounding.HALF_EVEN:
         q = np.rint(v)
     elif rounding is Rounding.HALF_AWAY:

@@ -12,7 +12,8 @@ quantization front-end is its own issue).  For a target profile:
 * **Weights**, symmetric, per output channel or per tensor as the target's
   ``operands.weights.granularity`` says: ``scale = max|w| / qmax`` with qmax
   of the target's weight range (127 for restricted int8), ``q = rne(w / scale)``.
-* **Bias**: int32 ``rne(b / (s_x * s_w[c]))``.
+* **Bias**: ``rne(b / (s_x * s_w[c]))``, saturated to the target's bias width
+  (``operands.bias.bits``: 32 on the engines, 16 on npu-acc16).
 * ``scale: power_of_two`` operands get their scale rounded up to a power of two.
 
 Integer ops: conv2d, fully_connected, and add / mean when the target names an
@@ -197,7 +198,9 @@ def minmax_quantize(graph: Graph, target, calibration: dict) -> Graph:
                 sx = tensors[x_q].quant.scale.astype(np.float64)
                 bscale = (sx * wqp.scale.astype(np.float64)).reshape(-1)
                 b = graph.tensors[ins[2]].data.astype(np.float64)
-                bq = np.clip(np.rint(b / np.broadcast_to(bscale, b.shape)), -2**31, 2**31 - 1).astype(np.int32)
+                b_fmt = profile.for_op(op_key).bias.int_format
+                bq = np.clip(np.rint(b / np.broadcast_to(bscale, b.shape)), max(b_fmt.min, -2**31),
+                             min(b_fmt.max, 2**31 - 1)).astype(np.int32)
                 b_name = f"{ins[2]}__q"
                 tensors[b_name] = Tensor(b_name, bq.shape, np.dtype(np.int32),
                                          QuantParams(bscale.astype(_F32), np.zeros(bscale.shape, np.int64),

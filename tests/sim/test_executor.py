@@ -82,7 +82,21 @@ def test_weights_outside_the_targets_range_are_refused_by_name():
 def test_non_power_of_two_scales_on_a_shift_only_target_are_refused_by_name():
     rng = np.random.default_rng(4)
     _, graph = small_graph.make(rng)
-    with pytest.raises(SimulationError, match=r"node 'conv1'.*'w1'.*power of two"):
+    with pytest.raises(SimulationError, match=r"node 'conv1'.*input 'xq' has scale .* needs power-of-two input"):
+        prepare(graph, "npu-acc16")
+    _, graph = small_graph.make(rng, pow2=True)       # every scale a power of two: the weights are next
+    with pytest.raises(SimulationError, match=r"node 'conv1'.*'w1' have 8 per-channel scales.*one weight scale"):
+        prepare(graph, "npu-acc16")
+
+
+def test_bias_beyond_the_targets_bias_width_is_refused():
+    rng = np.random.default_rng(4)
+    _, graph = small_graph.make(rng, pow2=True)
+    for name in ("w1", "w2"):                          # per tensor, so that npu-acc16 reaches the bias check
+        t = graph.tensors[name]
+        t.quant = type(t.quant)(t.quant.scale[:1].copy(), t.quant.zero_point[:1].copy())
+    graph.tensors["b1"].data[3] = 40000                # int16 bias on npu-acc16
+    with pytest.raises(SimulationError, match=r"bias 'b1' holds 40000, outside the 16-bit bias range"):
         prepare(graph, "npu-acc16")
 
 

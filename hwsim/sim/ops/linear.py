@@ -42,6 +42,36 @@ def _check_weights(node, ctx, w_t, sem, op):
         raise ctx.fail(node, f"weights {w_t.name!r} hold {bad}, outside the range [{fmt.min}, {fmt.max}] that "
                              f"target {ctx.profile.name} allows for {op} weights ({fmt.value_range.value} range); "
                              "re-quantize the model for this target")
+    q = w_t.quant
+    if q is not None and fmt.granularity.value == "per-tensor" and np.unique(q.scale).size > 1:
+        raise ctx.fail(node, f"weights {w_t.name!r} have {q.scale.size} per-channel scales, but target "
+                             f"{ctx.profile.name} takes one weight scale per tensor for {op}")
+
+
+def _is_power_of_two(scales) -> bool:
+    m, _ = np.frexp(np.asarray(scales, dtype=np.float64).reshape(-1))
+    return bool(np.all(m == 0.5))
+
+
+def _check_scales(node, ctx, sem, tensors) -> None:
+    """Operands the target declares ``scale: power_of_two`` must have power-of-two scales."""
+    for t, fmt, what in tensors:
+        if t is None or t.quant is None or fmt.scale.value != "power_of_two":
+            continue
+        if not _is_power_of_two(t.quant.scale):
+            raise ctx.fail(node, f"{what} {t.name!r} has scale {t.quant.scale.reshape(-1)[:4].tolist()}, but target "
+                                 f"{ctx.profile.name} needs power-of-two {what} scales")
+
+
+def _check_bias_range(node, ctx, sem, bias) -> None:
+    if bias is None:
+        return
+    fmt = sem.bias
+    lo, hi = fmt.int_format.min, fmt.int_format.max
+    if int(bias.min()) < lo or int(bias.max()) > hi:
+        bad = int(bias.min()) if int(bias.min()) < lo else int(bias.max())
+        raise ctx.fail(node, f"bias {node.inputs[2]!r} holds {bad}, outside the {fmt.bits}-bit bias range "
+                             f"[{lo}, {hi}] of target {ctx.profile.name}")
 
 
 def _bias(node, ctx, n_out):
@@ -66,6 +96,10 @@ def _specs(node, ctx, op, x_t, w_t, y_t, n_out):
     ws = np.asarray(w_t.quant.scale, dtype=np.float32).reshape(-1)
     bits = 16 if np.dtype(x_t.dtype).itemsize == 2 else None     # the 16x8 variant
     sem = ctx.profile.for_op(op, activation_bits=bits)
+    _check_scales(node, ctx, sem, ((x_t, sem.input, "input"), (w_t, sem.weights, "weights"),
+                                   (y_t, sem.output, "output")))
+    if len(node.inputs) > 2 and node.inputs[2] and ctx.tensor(node.inputs[2]).is_constant:
+        _check_bias_range(node, ctx, sem, np.asarray(ctx.tensor(node.inputs[2]).data))
     out_dtype = np.dtype(y_t.dtype)
     flip_out = rebias_needed(out_dtype, sem.output)
     kdt = out_dtype

@@ -184,3 +184,9 @@ def test_quantize_nan_and_infinities_like_onnxruntime(dtype, zp):
     got = quantize_values(x, QuantParams(F32(0.1), zp), dtype, Rounding.HALF_EVEN)
     np.testing.assert_array_equal(got, want)
     assert got[0] == np.iinfo(dtype).min
+
+
+def test_neon_fixed_add_refuses_ratios_that_take_mlas_float_fallback():
+    qa, qc = QuantParams(F32(1.0), 0), QuantParams(F32(2.0**-9), 0)    # sa / sc = 512 >= 2**8
+    with pytest.raises(ValueError, match="outside \\[2\\*\\*-14, 2\\*\\*8\\)"):
+        arith_ort.ort_neon_fixed_add(np.zeros(3, np.uint8), qa, np.zeros(3, np.uint8), qa, qc, np.uint8)

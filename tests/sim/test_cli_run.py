@@ -141,3 +141,25 @@ def test_float_model_needs_calib_then_is_quantized(tmp_path, capsys):
         want = sess.run(None, {"x": _x(5)})[0]
         assert y.shape == want.shape and y.dtype == np.float32
         assert np.max(np.abs(y - want)) < 0.15 * np.max(np.abs(want)) + 0.05, target   # 8-bit MinMax error
+
+
+def test_run_tflite_model_matches_litert(tmp_path):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "data" / "tflite" / "small_cnn.tflite"
+    it = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    (inp,), outs = it.get_input_details(), it.get_output_details()
+    info = np.iinfo(inp["dtype"]) if np.dtype(inp["dtype"]).kind in "iu" else None
+    rng = np.random.default_rng(8)
+    x = (rng.integers(info.min, info.max + 1, inp["shape"]) if info else rng.normal(0, 1, inp["shape"]))
+    x = x.astype(inp["dtype"])
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+    np.savez(tmp_path / "in.npz", only=x)
+    assert main(["run", str(path), "-t", "tflite-reference", "-i", str(tmp_path / "in.npz"),
+                 "-o", str(tmp_path / "o.npz")]) == 0
+    with np.load(tmp_path / "o.npz") as got:
+        for d in outs:
+            np.testing.assert_array_equal(got[d["name"]], it.get_tensor(d["index"]))

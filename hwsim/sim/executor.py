@@ -7,13 +7,15 @@ float run in float32 (:mod:`hwsim.sim.float_ref`).
 
 Preparation -- checking that the target can express every parameter, deriving
 kernel specs, packing weights -- happens once per (graph, target) and is
-cached on the graph object, so repeated calls only run kernels.  A graph that
-is changed after a call needs :func:`clear_cache`.
+cached (keyed by the graph object, dropped when the graph is garbage
+collected), so repeated calls only run kernels.  A graph that is changed after
+a call needs :func:`clear_cache`.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +65,8 @@ class Plan:
     steps: list
 
 
-_PLAN_ATTR = "_hwsim_plans"
+#: id(graph) -> (weak reference to the graph, {target key: Plan}); entries leave with their graph
+_PLANS: dict = {}
 
 
 def _target_key(profile) -> str:
@@ -74,7 +77,18 @@ def _target_key(profile) -> str:
 
 def clear_cache(graph: Graph) -> None:
     """Forget the prepared plans of ``graph`` (call after changing it)."""
-    graph.__dict__.pop(_PLAN_ATTR, None)
+    entry = _PLANS.get(id(graph))
+    if entry is not None and entry[0]() is graph:
+        entry[1].clear()
+
+
+def _plans_of(graph: Graph) -> dict:
+    entry = _PLANS.get(id(graph))
+    if entry is None or entry[0]() is not graph:
+        key = id(graph)
+        entry = (weakref.ref(graph, lambda _ref, key=key: _PLANS.pop(key, None)), {})
+        _PLANS[key] = entry
+    return entry[1]
 
 
 def prepare(graph: Graph, target) -> Plan:
@@ -84,7 +98,7 @@ def prepare(graph: Graph, target) -> Plan:
     if not isinstance(graph, Graph):
         raise ValueError(f"graph: expected a hwsim.graph.ir.Graph (see hwsim.load_model), got {type(graph).__name__}")
     profile = target if isinstance(target, TargetProfile) else load_target(target)
-    plans = graph.__dict__.setdefault(_PLAN_ATTR, {})
+    plans = _plans_of(graph)
     key = _target_key(profile)
     if key in plans:
         return plans[key]

@@ -160,3 +160,25 @@ def test_float_reference_of_the_dequantised_graph_matches_onnxruntime_float():
         got = float_reference(graph, {"x": x_deq})["y"]
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_plan_cache_leaves_the_graph_copyable_and_follows_clear_cache():
+    import copy
+    import gc
+
+    from hwsim.sim import clear_cache
+    from hwsim.sim.executor import _PLANS
+
+    _, graph = small_graph.make(np.random.default_rng(7))
+    x = _inputs(np.random.default_rng(8), 1)[0]
+    first = simulate(graph, "onnxruntime-x86", {"x": x}).outputs["y"]
+    twin = copy.deepcopy(graph)                       # no cffi objects hang on the graph
+    np.testing.assert_array_equal(simulate(twin, "onnxruntime-x86", {"x": x}).outputs["y"], first)
+    plan = prepare(graph, "onnxruntime-x86")
+    graph.tensors["b1"].data[:] = 0                   # changed: the old plan still holds the old bias
+    clear_cache(graph)
+    assert prepare(graph, "onnxruntime-x86") is not plan
+    key = id(twin)
+    del twin
+    gc.collect()
+    assert key not in _PLANS

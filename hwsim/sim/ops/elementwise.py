@@ -23,8 +23,36 @@ from hwsim.sim.ops.common import activation_bounds, per_tensor
 from hwsim.sim.ops.linear import _float_step
 
 
+def _uint8_as_int8(fn):
+    """Run an int8-only scheme function on uint8 tensors: every uint8 array becomes int8 (x - 128),
+    every zero point moves by -128, and the int8 result comes back as uint8 (+ 128).  Exact: the
+    engines' arithmetic depends on q - zero_point only (it is how a u8 model runs on an s8 engine)."""
+    from hwsim.graph.ir import QuantParams
+    from hwsim.sim.ops.common import flip8
+
+    def conv(v):
+        if isinstance(v, np.ndarray) and v.dtype == np.uint8:
+            return flip8(v)
+        if isinstance(v, QuantParams):
+            return QuantParams(v.scale, v.zero_point - 128, v.axis)
+        if isinstance(v, (list, tuple)):
+            return type(v)(conv(e) for e in v)
+        return v
+
+    def run(*args, **kw):
+        if np.dtype(kw.get("out_dtype", np.int8)) == np.uint8:
+            kw["out_dtype"] = np.dtype(np.int8)
+        return flip8(fn(*(conv(a) for a in args), **kw))
+    run.__signature__ = inspect.signature(fn)
+    run.__name__ = fn.__name__
+    return run
+
+
 def scheme_function(ctx, node, op: str, fn_suffix: str | None = None):
-    """The arithmetic function the target's ``elementwise.<op>`` scheme names."""
+    """The arithmetic function the target's ``elementwise.<op>`` scheme names.
+
+    TFLite-family functions take int8; on an all-uint8 node they run through
+    :func:`_uint8_as_int8` (exact)."""
     try:
         scheme = ctx.profile.elementwise_scheme(op)
     except ValueError as exc:
@@ -33,10 +61,14 @@ def scheme_function(ctx, node, op: str, fn_suffix: str | None = None):
     fn_name = f"{scheme}_{fn_suffix or op}"
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, fn_name)
+        fn = getattr(module, fn_name)
     except (ImportError, AttributeError):
         raise ctx.fail(node, f"target {ctx.profile.name}'s elementwise.{op} scheme {scheme!r} is not implemented "
                              f"in hwsim yet ({module_name}.{fn_name})") from None
+    dtypes = {np.dtype(ctx.tensor(n).dtype) for n in list(node.inputs) + list(node.outputs) if n}
+    if module_name.endswith("arith_tflite") and dtypes == {np.dtype(np.uint8)}:
+        return _uint8_as_int8(fn)
+    return fn
 
 
 def bind(fn, ctx, node, required=(), **options) -> dict:

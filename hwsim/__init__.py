@@ -5,6 +5,8 @@ Public API (see README.md):
 * :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
 * :func:`load_model` -- an ONNX (float / QDQ / QOperator) or TFLite file as a graph IR
   (:mod:`hwsim.graph.ir`); bad files raise :class:`ModelError`.
+* :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
+  :func:`float_reference` -- the same graph in float32.
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
   emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
   accumulator and requantisation specs from a target and the layer's scales.
@@ -19,6 +21,7 @@ from hwsim.graph.load import load_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
+from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
 
 __version__ = "0.1.0"
@@ -29,6 +32,10 @@ __all__ = [
     "load_target",
     "load_model",
     "ModelError",
+    "simulate",
+    "SimResult",
+    "SimulationError",
+    "float_reference",
     "TargetProfile",
     "TargetError",
     "layer_specs",

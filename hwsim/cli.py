@@ -18,7 +18,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hwsim import cli_format, cli_targets
+    from hwsim import cli_format, cli_run, cli_targets
 
     parser = argparse.ArgumentParser(prog="hwsim", description="Bit-accurate quantized inference on target profiles.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     cli_format.register(sub)
     cli_targets.register(sub)
+    cli_run.register(sub)
     return parser
 
 

@@ -41,6 +41,20 @@ Schema, version 1
     output: {overflow: saturate}       # wrap | saturate, to operands.output
     quantize: {rounding: half_away}    # float -> int rounding of Quantize (TFLite half_away, ONNX half_even)
     calibration: {method: minmax}      # minmax | percentile | entropy | mse | aciq | histogram
+    elementwise:                       # optional: the arithmetic of the non-GEMM integer ops (hwsim.sim)
+      add: ort_fma_f32                 # add, sub: ort_fma_f32 | ort_neon_fixed | tflite_fixed_point
+                                       #           | xnnpack_fixed_point
+      mul: ort_f32                     # ort_f32 | tflite_fixed_point | xnnpack_f32
+      mean: ort_f32                    # mean / global average pool: ort_f32 | tflite_fixed_point | xnnpack_f32
+      avg_pool2d: ort_f32              # ort_f32 | tflite_rounded
+      softmax: tflite_reference        # tflite_reference | tflite_lut_f32 | tflite_lut_u16
+      logistic: ort_lut_f32            # logistic, tanh: tflite_reference | tflite_lut_f32 | tflite_fixed_point
+                                       #                 | ort_lut_f32
+      hard_swish: tflite_reference     # tflite_reference
+      leaky_relu: ort_lut_f32          # ort_lut_f32 | tflite_reference
+      concat: ort_lut_f32              # ort_lut_f32 | tflite_reference (requantising inputs)
+      engine: litert_ref               # litert_ref | litert_opt | tflm: variant for arith_tflite functions
+        # every key optional; an op whose key is missing is refused when simulated
     ops:                               # optional per-op overrides of operands / mac / requantize
       fully_connected: {requantize: {scheme: float64_round, rounding: half_away}}
       int16_activations: {...}         # the 16x8 variant, applied on top of the op's own override
@@ -85,6 +99,8 @@ from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, RequantSp
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ELEMENTWISE_SCHEMES",
+    "ELEMENTWISE_ENGINES",
     "OP_TYPES",
     "INT16_VARIANT",
     "TargetError",
@@ -420,6 +436,23 @@ def _requantize(full: bool) -> _Map:
     return _Map({"scheme": _SCHEME, "rounding": _ROUNDING, "tail": tail}, required=_req(full, "scheme", "rounding"))
 
 
+#: The arithmetic each elementwise (non-GEMM) integer op may use; names shared with hwsim/sim/arith_*.py.
+ELEMENTWISE_SCHEMES = {
+    "add": ("ort_fma_f32", "ort_neon_fixed", "tflite_fixed_point", "xnnpack_fixed_point"),
+    "sub": ("ort_fma_f32", "ort_neon_fixed", "tflite_fixed_point", "xnnpack_fixed_point"),
+    "mul": ("ort_f32", "tflite_fixed_point", "xnnpack_f32"),
+    "mean": ("ort_f32", "tflite_fixed_point", "xnnpack_f32"),
+    "avg_pool2d": ("ort_f32", "tflite_rounded"),
+    "softmax": ("tflite_reference", "tflite_lut_f32", "tflite_lut_u16"),
+    "logistic": ("tflite_reference", "tflite_lut_f32", "tflite_fixed_point", "ort_lut_f32"),
+    "tanh": ("tflite_reference", "tflite_lut_f32", "tflite_fixed_point", "ort_lut_f32"),
+    "hard_swish": ("tflite_reference",),
+    "leaky_relu": ("ort_lut_f32", "tflite_reference"),
+    "concat": ("ort_lut_f32", "tflite_reference"),     # inputs whose quantisation differs from the output's
+}
+#: ``elementwise.engine``: the engine variant handed to scheme functions that take one (hwsim.sim.arith_tflite).
+ELEMENTWISE_ENGINES = ("litert_ref", "litert_opt", "tflm")
+
 _OPERANDS, _MAC, _REQUANTIZE = _operands(True), _mac(True), _requantize(True)
 _OVERRIDE = _Map({"operands": _operands(False), "mac": _mac(False), "requantize": _requantize(False)})
 _PROFILE = _Map(
@@ -436,6 +469,8 @@ _PROFILE = _Map(
         "quantize": _Map({"rounding": _ROUNDING}, required=("rounding",)),
         "calibration": _Map({"method": _Choice(v.value for v in CalibrationMethod)}, required=("method",)),
         "ops": _Map({op: _OVERRIDE for op in OP_TYPES + (INT16_VARIANT,)}),
+        "elementwise": _Map({**{op: _Choice(names) for op, names in ELEMENTWISE_SCHEMES.items()},
+                             "engine": _Choice(ELEMENTWISE_ENGINES)}),
     },
     required=("schema_version", "name", "summary", "operands", "mac", "requantize", "output", "quantize",
               "calibration"),
@@ -803,6 +838,9 @@ def _describe(res: _Resolved) -> dict:
     out["mac"].setdefault("group_accumulator", dict(_EXACT_GROUP))
     if data.get("ops"):
         out["ops"] = {k: data["ops"][k] for k in OP_TYPES + (INT16_VARIANT,) if k in data["ops"]}
+    if data.get("elementwise"):
+        out["elementwise"] = {k: data["elementwise"][k] for k in (*ELEMENTWISE_SCHEMES, "engine")
+                              if k in data["elementwise"]}
     return out
 
 
@@ -822,6 +860,8 @@ class TargetProfile:
     quantize_rounding: Rounding
     semantics: tuple  #: ((op, activation_bits), OpSemantics) pairs, sorted
     source: str = field(compare=False)  #: the file it was read from
+    elementwise: tuple = ()  #: (op, scheme name) pairs of the ``elementwise`` section, in ELEMENTWISE_SCHEMES order
+    elementwise_engine: str | None = None  #: ``elementwise.engine`` (arith_tflite's engine variant), or None
     bases: tuple = field(compare=False, default=())  #: files merged below it, outermost base first
     _resolved_json: str = field(compare=False, repr=False, default="{}")
 
@@ -845,6 +885,23 @@ class TargetProfile:
             raise TargetError(f"target {self.name}: no {activation_bits}-bit activations for {op}; expected "
                               f"activation_bits in {list(self.activation_bits)}")
         return table[(op, activation_bits)]
+
+    def elementwise_scheme(self, op: str) -> str:
+        """The ``elementwise`` scheme this profile gives ``op`` (``add``, ``mean``, ...).
+
+        Raises
+        ------
+        TargetError
+            The profile states no scheme for ``op``.
+        """
+        if op not in ELEMENTWISE_SCHEMES:
+            raise TargetError(f"target {self.name}: unknown elementwise op {op!r}; expected one of: "
+                              f"{', '.join(ELEMENTWISE_SCHEMES)}")
+        table = dict(self.elementwise)
+        if op not in table:
+            raise TargetError(f"target {self.name}: no elementwise.{op} scheme in {self.source}; add e.g. "
+                              f"'elementwise: {{{op}: {ELEMENTWISE_SCHEMES[op][0]}}}'")
+        return table[op]
 
     def describe(self) -> dict:
         """The fully resolved profile (bases merged) as plain data: a valid profile file."""
@@ -901,6 +958,9 @@ def _profile(res: _Resolved, source: str) -> TargetProfile:
         semantics=tuple(sorted(table.items(), key=lambda kv: (OP_TYPES.index(kv[0][0]), kv[0][1]))),
         source=source,
         bases=res.chain[:-1],
+        elementwise=tuple((op, res.data["elementwise"][op]) for op in ELEMENTWISE_SCHEMES
+                          if op in res.data.get("elementwise", {})),
+        elementwise_engine=res.data.get("elementwise", {}).get("engine"),
         _resolved_json=json.dumps(_describe(res)),
     )
 

@@ -64,9 +64,10 @@ def _match_inputs(graph, arrays: dict, path: str) -> dict:
 
 def _qdq_fusion(target) -> str:
     """How the engine fuses a QDQ model: onnxruntime on x86 rewrites s8 activations to u8 and keeps
-    int8 groups around shared tensors in float (SEMANTICS.md 10.1); elsewhere the plain ORT fusion."""
+    int8 groups around shared tensors in float (SEMANTICS.md 10.1); every other target fuses every
+    DQ -> op -> Q group into integer, as onnxruntime does on aarch64."""
     names = [target.name] + [pathlib.Path(b).stem for b in target.bases]
-    return "onnxruntime-x86" if "onnxruntime-x86" in names else "onnxruntime"
+    return "onnxruntime-x86" if "onnxruntime-x86" in names else "onnxruntime-arm64"
 
 
 def _run(args) -> int:

@@ -74,6 +74,8 @@ MEANS = {
     "mean16_hw_keep": ([2, 6, 5, 24], [1, 2], True, (2.0**-12, 2.0**-14), "MEAN over H, W, keepdims (n = 30)"),
     "mean16_c": ([3, 4, 5, 33], [3], False, (2.0**-11, 2.0**-11), "MEAN over C (n = 33)"),
     "mean16_big": ([1, 32, 48, 3], [1, 2], True, (2.0**-10, 2.0**-15), "MEAN over H, W, keepdims (n = 1536)"),
+    # 65540 * 32767 > 2**31 - 1: the engines' int32 sum wraps (as hwsim models it)
+    "mean16_wrap": ([1, 65540], [1], False, (2.0**-12, 2.0**-12), "MEAN over 65540 values, int32 sum can wrap"),
 }
 
 

@@ -101,7 +101,7 @@ def _engine(engine: str) -> str:
 
 
 def _out_dtype(out_dtype, allowed=(np.dtype(np.int8),)) -> np.dtype:
-    """The output dtype; the ops are verified against the engines for int8 only, QUANTIZE for all three."""
+    """The output dtype; the ops are verified against the engines for int8 (MEAN: int16 too), QUANTIZE for all three."""
     dt = np.dtype(out_dtype)
     if dt not in allowed:
         raise ValueError(f"out_dtype: expected one of {', '.join(str(a) for a in allowed)}, got {dt}")

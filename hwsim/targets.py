@@ -58,12 +58,15 @@ Schema, version 1
     ops:                               # optional per-op overrides of operands / mac / requantize
       fully_connected: {requantize: {scheme: float64_round, rounding: half_away}}
       int16_activations: {...}         # the 16x8 variant, applied on top of the op's own override
+      # an op may also carry its own 16x8 override, applied last (LiteRT's 16x8 FULLY_CONNECTED):
+      # fully_connected: {requantize: {...}, int16_activations: {requantize: {...}}}
 
 Op keys are ``conv2d``, ``depthwise_conv2d``, ``fully_connected``, ``matmul``.
 ``profile.for_op(op, activation_bits)`` merges, key by key: the top-level
 ``operands``/``mac``/``requantize``, then ``ops.<op>``, then (for 16-bit
-activations only) ``ops.int16_activations``, which must make the input 16 bits
-wide.  Every combination is built and checked when the profile is loaded.
+activations only) ``ops.int16_activations`` and then ``ops.<op>.int16_activations``
+(if given), which must make the input 16 bits wide.  Every combination is built
+and checked when the profile is loaded.
 
 Inheritance: the file named by ``base`` is resolved first (recursively; a
 cycle is an error); then this file's sections are deep-merged over it (a
@@ -455,6 +458,8 @@ ELEMENTWISE_ENGINES = ("litert_ref", "litert_opt", "tflm")
 
 _OPERANDS, _MAC, _REQUANTIZE = _operands(True), _mac(True), _requantize(True)
 _OVERRIDE = _Map({"operands": _operands(False), "mac": _mac(False), "requantize": _requantize(False)})
+#: ``ops.<op>``: an override, plus optionally that op's own 16x8 override (applied after ``ops.int16_activations``)
+_OP_OVERRIDE = _Map({**_OVERRIDE.fields, INT16_VARIANT: _OVERRIDE})
 _PROFILE = _Map(
     {
         "schema_version": _Choice((SCHEMA_VERSION,)),
@@ -468,7 +473,7 @@ _PROFILE = _Map(
         "output": _Map({"overflow": _OVERFLOW}, required=("overflow",)),
         "quantize": _Map({"rounding": _ROUNDING}, required=("rounding",)),
         "calibration": _Map({"method": _Choice(v.value for v in CalibrationMethod)}, required=("method",)),
-        "ops": _Map({op: _OVERRIDE for op in OP_TYPES + (INT16_VARIANT,)}),
+        "ops": _Map({**{op: _OP_OVERRIDE for op in OP_TYPES}, INT16_VARIANT: _OVERRIDE}),
         "elementwise": _Map({**{op: _Choice(names) for op, names in ELEMENTWISE_SCHEMES.items()},
                              "engine": _Choice(ELEMENTWISE_ENGINES)}),
     },
@@ -747,7 +752,7 @@ def _accum(mac: dict) -> AccumSpec:
 
 def _variant_layers(op: str, int16: bool) -> list[tuple]:
     """Key-path prefixes that supply an op variant's sections, most specific first."""
-    layers = [("ops", INT16_VARIANT)] if int16 else []
+    layers = [("ops", op, INT16_VARIANT), ("ops", INT16_VARIANT)] if int16 else []
     return layers + [("ops", op), ()]
 
 
@@ -775,8 +780,10 @@ def _build_op(res: _Resolved, op: str, int16: bool) -> OpSemantics:
 
     sections = {}
     for name in ("operands", "mac", "requantize"):
-        overrides = [op, INT16_VARIANT] if int16 else [op]
-        parts = [res.data.get(name, {})] + [res.data.get("ops", {}).get(key, {}).get(name, {}) for key in overrides]
+        ops = res.data.get("ops", {})
+        parts = [res.data.get(name, {}), ops.get(op, {}).get(name, {})]
+        if int16:
+            parts += [ops.get(INT16_VARIANT, {}).get(name, {}), ops.get(op, {}).get(INT16_VARIANT, {}).get(name, {})]
         sections[name] = _merged(parts)
     operands, mac, req = sections["operands"], sections["mac"], sections["requantize"]
     for name, spec in (("operands", _OPERANDS), ("mac", _MAC), ("requantize", _REQUANTIZE)):
@@ -939,6 +946,11 @@ def _profile(res: _Resolved, source: str) -> TargetProfile:
         sem = _build_op(res, op, int16=False)
         table[(op, sem.activation_bits)] = sem
         table_bits[op] = sem.activation_bits
+    for op in OP_TYPES:
+        if INT16_VARIANT in res.data.get("ops", {}).get(op, {}) and INT16_VARIANT not in res.data["ops"]:
+            raise TargetError(f"{_where_origin(res, ('ops', op, INT16_VARIANT))}: ops.{op}.{INT16_VARIANT}: "
+                              f"a 16x8 override of {op} in a profile without 16-bit activations; expected "
+                              f"ops.{INT16_VARIANT} as well")
     if INT16_VARIANT in res.data.get("ops", {}):
         for op in OP_TYPES:
             default_bits = table_bits[op]

@@ -30,7 +30,8 @@ op             scheme function                       engines it equals
 add            tflite_fixed_point_add                all three
 sub            tflite_fixed_point_sub                all three
 mul            tflite_fixed_point_mul(engine=)       all three (multiplier: f32 LiteRT, f64 TFLM)
-mean           tflite_fixed_point_mean(engine=)      all three (``litert_opt``: 4-D keepdims H,W path)
+mean           tflite_fixed_point_mean(engine=)      all three (``litert_opt``: 4-D keepdims H,W path;
+                                                     int16 16x8: one formula on every engine)
 avg_pool2d     tflite_rounded_avg_pool2d             all three
 softmax        tflite_reference_softmax              litert_ref, tflm
                tflite_lut_f32_softmax                litert_opt (x86-64)
@@ -100,7 +101,7 @@ def _engine(engine: str) -> str:
 
 
 def _out_dtype(out_dtype, allowed=(np.dtype(np.int8),)) -> np.dtype:
-    """The output dtype; the ops are verified against the engines for int8 only, QUANTIZE for all three."""
+    """The output dtype; the ops are verified against the engines for int8 (MEAN: int16 too), QUANTIZE for all three."""
     dt = np.dtype(out_dtype)
     if dt not in allowed:
         raise ValueError(f"out_dtype: expected one of {', '.join(str(a) for a in allowed)}, got {dt}")
@@ -307,6 +308,25 @@ def _mbqm_neon_4rows(x, multiplier: int, shift: int) -> np.ndarray:
     return (u + (1 << (right - 1))) >> right if right else u
 
 
+def _mean_operands(x, x_qp, y_qp, out_dtype):
+    """MEAN's checked operands: (x as int64, out dtype, (s_x, z_x), (s_y, z_y)).
+
+    int8 in and out, or (16x8) int16 in and out with zero points 0.
+    """
+    arr = np.asarray(x)
+    sixteen = arr.dtype == np.int16
+    want = np.dtype(np.int16) if sixteen else np.dtype(np.int8)
+    dt = _out_dtype(out_dtype, (want,))
+    x64 = _int_array(arr, "x", want)
+    sx, zx = _qp(x_qp, "x_qp")
+    sy, zy = _qp(y_qp, "y_qp")
+    if sixteen:
+        for zp, name in ((zx, "x_qp"), (zy, "y_qp")):
+            if zp != 0:
+                raise ValueError(f"{name}: int16 MEAN needs zero point 0 (symmetric 16x8 activations), got {zp}")
+    return x64, dt, (sx, zx), (sy, zy)
+
+
 def tflite_fixed_point_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dtype=np.int8,
                             engine: str = "litert_ref") -> np.ndarray:
     """TFLite / TFLM quantized MEAN.
@@ -334,12 +354,15 @@ def tflite_fixed_point_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dty
     this holds on x86-64 too.  This assumes one thread (the Python
     interpreter's default): with more, LiteRT splits the channels into tasks
     and each task has its own 16-channel blocks.
+
+    16x8 models (``x`` and ``out_dtype`` int16; both zero points must be 0, as
+    every engine's Prepare demands): every engine and path computes the
+    reference formula above with the int32 sum (LiteRT's optimised kernel has
+    no int16 special case and XNNPACK does not take int16 MEAN; measured with
+    tests/data/tflite_16x8/mean16_*: 0 mismatches on all four engines).
     """
     engine = _engine(engine)
-    dt = _out_dtype(out_dtype)
-    sx, zx = _qp(x_qp, "x_qp")
-    sy, zy = _qp(y_qp, "y_qp")
-    x64 = _int_array(x, "x", np.dtype(np.int8))
+    x64, dt, (sx, zx), (sy, zy) = _mean_operands(x, x_qp, y_qp, out_dtype)
     ax = _axes(axes, x64.ndim)
     qmin, qmax = _qrange(dt)
     n = int(np.prod([x64.shape[a] for a in ax], dtype=np.int64)) if ax else 1
@@ -881,7 +904,12 @@ def xnnpack_f32_mean(x, x_qp, y_qp, axes, keepdims: bool = False, out_dtype=np.i
         inv = f32(f32(s_x / s_y) * f32(1 / n))
         zp' = f32(z_y) - f32(f32(n z_x) * inv)
         y   = clamp(rint_even(f32(f32(sum(x)) * inv) + zp'))
+
+    int16 (16x8) MEAN is not delegated to XNNPACK: LiteRT's own kernel runs it,
+    :func:`tflite_fixed_point_mean` with ``engine="litert_opt"`` (measured).
     """
+    if np.asarray(x).dtype == np.int16:
+        return tflite_fixed_point_mean(x, x_qp, y_qp, axes, keepdims, out_dtype, engine="litert_opt")
     dt = _out_dtype(out_dtype)
     sx, zx = _qp(x_qp, "x_qp")
     sy, zy = _qp(y_qp, "y_qp")

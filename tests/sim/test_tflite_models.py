@@ -18,11 +18,11 @@ from hwsim.sim.executor import _model_shape
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
-MODELS = sorted(p for d in ("tflite", "tflite_ops") for p in (DATA / d).glob("*.tflite")
+MODELS = sorted(p for d in ("tflite", "tflite_ops", "tflite_16x8") for p in (DATA / d).glob("*.tflite")
                 if not p.name.startswith("unsupported_"))
 ENGINES = {"tflite-reference": "BUILTIN_REF", "xnnpack": "BUILTIN", "tflm": "TFLM"}
 #: known gaps, each raising a SimulationError that names the node (not a wrong result)
-KNOWN_GAPS = {"conv16x8.tflite": "int16 MEAN", "conv16x8_pow2.tflite": "int16 MEAN"}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _tflm(path: pathlib.Path, feeds: dict) -> dict:

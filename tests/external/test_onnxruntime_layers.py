@@ -110,3 +110,50 @@ def test_qlinearconv_per_channel_matches_onnxruntime(xs, ws, ys, shape):
         accum=spec.accum, requant=spec.requant,
     )
     np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), expected)
+
+
+def _rows_with_sums(targets: np.ndarray, k: int) -> np.ndarray:
+    """uint8 rows a with 127 * sum(a[:-1]) + a[-1] == target (weights 127, ..., 127, 1)."""
+    rows = np.zeros((targets.size, k), dtype=np.uint8)
+    for r, t in enumerate(targets):
+        s, last = divmod(int(t), 127)
+        full, rest = divmod(s, 255)
+        assert full < k - 1
+        rows[r, :full] = 255
+        rows[r, full] = rest
+        rows[r, -1] = last
+    return rows
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_qlinearmatmul_accumulators_beyond_2_pow_24(seed):
+    # Accumulators in [2^25, 2^26) one or two units off an exact .5 tie of acc * 2^-18: float32(acc)
+    # (4-unit spacing there) moves them onto the tie, so onnxruntime's fl32(acc) * scale then rounds
+    # to even where exact arithmetic would not (SEMANTICS 8.4).  Targets are built exactly: weights
+    # 127, ..., 127, 1 and activation rows chosen to sum to them.
+    rng = np.random.default_rng(100 + seed)
+    k, m = 2101, 64
+    j = rng.integers(0, 120, size=m)
+    delta = rng.choice([-2, -1, 1, 2], size=m)
+    targets = (1 << 25) + (1 << 16) * (2 * j + 1) + delta
+    a = _rows_with_sums(targets, k)
+    b = np.full((k, 3), 127, dtype=np.int8)
+    b[-1, :] = 1
+    xs, ws, ys = 2.0**-3, 2.0**-4, 2.0**11          # xs * ws / ys = 2^-18 exactly
+    inits = [
+        _init("a_scale", np.array(xs, np.float32)), _init("a_zp", np.array(0, np.uint8)),
+        _init("b", b), _init("b_scale", np.array(ws, np.float32)), _init("b_zp", np.array(0, np.int8)),
+        _init("y_scale", np.array(ys, np.float32)), _init("y_zp", np.array(0, np.uint8)),
+    ]
+    node = helper.make_node("QLinearMatMul", ["a", "a_scale", "a_zp", "b", "b_scale", "b_zp", "y_scale", "y_zp"], ["y"])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [m, 3])], inits,
+    )
+    expected = _session(graph).run(None, {"a": a})[0]
+    spec = layer_specs("onnxruntime-x86", "matmul", input_scale=xs, weight_scale=ws, output_scale=ys)
+    res = gemm(a, np.ascontiguousarray(b.T), accum=spec.accum, requant=spec.requant, return_accumulators=True)
+    np.testing.assert_array_equal(res.accumulators[:, 0], targets)
+    exact = np.where(delta > 0, 128 + j + 1, 128 + j)       # exact rounding of acc * 2^-18
+    assert np.any(expected[:, 0] != exact)                  # the float32 conversion matters here
+    np.testing.assert_array_equal(res.output, expected)

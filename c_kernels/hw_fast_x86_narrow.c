@@ -27,7 +27,19 @@
  */
 #include "hw_dispatch.h"
 
+#include "hw_packed.h"
+
 #if !defined(__x86_64__)
+
+void *hw_narrow_pack(hw_dtype_t dt, const void *w, int64_t n, int64_t k, int64_t ld, const int32_t *zp,
+                     int32_t per_channel, const hw_accum_spec_t *acc, int *nomem)
+{
+    (void)dt; (void)w; (void)n; (void)k; (void)ld; (void)zp; (void)per_channel; (void)acc;
+    *nomem = 0;
+    return NULL;
+}
+
+void hw_narrow_pack_free(void *p) { (void)p; }
 
 int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                         const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
@@ -93,9 +105,11 @@ typedef struct {
     int16_t *start16;       /* and as int16 (S16 kind) */
     /* guarded path (S32 kind only), NULL when off */
     int8_t *wq;             /* [n_panels][K4/4][panel_lanes][4] s8 w' quads */
-    int32_t *qcorr;         /* [n_panels][n_blocks][panel_lanes]: c * sum_{k in block} w' */
-    int64_t *wmax;          /* [K]: max over n of |w'[n, k]| */
+    int32_t *bsum;          /* [n_panels][n_blocks][panel_lanes]: sum_{k in block} w' */
+    int32_t *qcorr;         /* the same times this call's c (mod 2^32) */
+    int32_t *wmax;          /* [K]: max over n of |w'[n, k]| */
     int64_t K4;
+    int own_weights;        /* 0: w, wq, bsum, wmax are borrowed from a packed handle */
 } nw_packed_t;
 
 static inline int nw_panel_nr(const nw_packed_t *pk, int64_t N, int64_t p)
@@ -551,22 +565,24 @@ NW_TARGET static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_
 
 /* ---- preparation ------------------------------------------------------------------ */
 
+/* Frees what this call allocated; parts borrowed from a packed handle stay. */
 static void nw_packed_free(nw_packed_t *pk)
 {
-    free(pk->w);
+    if (pk->own_weights) {
+        free(pk->w);
+        free(pk->wq);
+        free(pk->bsum);
+        free(pk->wmax);
+    }
     free(pk->start);
     free(pk->start32);
     free(pk->start16);
-    free(pk->wq);
     free(pk->qcorr);
-    free(pk->wmax);
     memset(pk, 0, sizeof *pk);
 }
 
-/* Weights w'[n][k] = w - zw[n] as int32 (row-major [N][K]) -> packed panels.
- * Also computes start values.  Returns 0 on allocation failure. */
-NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
-                   int step_panels)
+/* Panel geometry of a kernel kind for N channels. */
+static void nw_pack_layout(nw_packed_t *pk, int kind, int64_t N)
 {
     memset(pk, 0, sizeof *pk);
     pk->kind = kind;
@@ -574,20 +590,23 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
     pk->nr_max = 4;
     pk->panel_lanes = (int64_t)pk->vl * pk->nr_max;
     pk->n_panels = (N + pk->panel_lanes - 1) / pk->panel_lanes;
-    size_t esz = kind == NW_KIND_S16 ? 2 : 4;
-    pk->w = step_panels ? calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz) : NULL;
-    pk->start = (int64_t *)calloc((size_t)(pk->n_panels * pk->panel_lanes), sizeof(int64_t));
-    if ((step_panels && pk->w == NULL) || pk->start == NULL) {
-        nw_packed_free(pk);
-        return 0;
-    }
-    for (int64_t pnl = 0; step_panels && pnl < pk->n_panels; pnl++) {
+    pk->own_weights = 1;
+}
+
+/* Step-kernel panels from w'[n][k] = w - zw[n] as int32 (row-major [N][K]).
+ * Returns 0 on allocation failure. */
+NW_TARGET static int nw_pack_steps(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K)
+{
+    size_t esz = pk->kind == NW_KIND_S16 ? 2 : 4;
+    pk->w = calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz);
+    if (pk->w == NULL) return 0;
+    for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
         int64_t nl = N - n0 < ts ? N - n0 : ts;
         for (int64_t c = 0; c < nl; c++) {
             const int32_t *src = wd + (n0 + c) * K;
-            if (kind == NW_KIND_S16) {
+            if (pk->kind == NW_KIND_S16) {
                 int16_t *dst = (int16_t *)pk->w + pnl * K * pk->panel_lanes + c;
                 for (int64_t k = 0; k < K; k++) dst[k * ts] = (int16_t)src[k];
             } else {
@@ -596,16 +615,20 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
             }
         }
     }
+    return 1;
+}
+
+/* Starting accumulators of this call (bias, folded zero point). */
+static int nw_pack_starts(nw_packed_t *pk, int64_t N, const nw_terms_t *terms)
+{
+    int64_t ns = pk->n_panels * pk->panel_lanes;
+    pk->start = (int64_t *)calloc((size_t)ns, sizeof(int64_t));
+    pk->start32 = (int32_t *)malloc((size_t)ns * sizeof(int32_t));
+    pk->start16 = (int16_t *)malloc((size_t)ns * sizeof(int16_t));
+    if (pk->start == NULL || pk->start32 == NULL || pk->start16 == NULL) return 0;
     for (int64_t n = 0; n < N; n++) {
         int64_t p = n / pk->panel_lanes, c = n - p * pk->panel_lanes;
         pk->start[p * pk->panel_lanes + c] = nw_start_value(terms, n);
-    }
-    int64_t ns = pk->n_panels * pk->panel_lanes;
-    pk->start32 = (int32_t *)malloc((size_t)ns * sizeof(int32_t));
-    pk->start16 = (int16_t *)malloc((size_t)ns * sizeof(int16_t));
-    if (pk->start32 == NULL || pk->start16 == NULL) {
-        nw_packed_free(pk);
-        return 0;
     }
     for (int64_t i = 0; i < ns; i++) {
         pk->start32[i] = (int32_t)pk->start[i];
@@ -614,19 +637,16 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
     return 1;
 }
 
-/* Guarded-path data: s8 weight quads, per-block corrections c * sum w', wmax. */
-NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K, int32_t corr_c)
+/* Guarded-path weight data (S32 layout, K % 4 == 0, w' in s8): the s8 weight
+ * quads, the per-block sums of w' and, per k, max over n of |w'|. */
+NW_TARGET static int nw_pack_guard_weights(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K)
 {
     int64_t nb = (K + NW_GUARD_K - 1) / NW_GUARD_K;
     pk->K4 = (K + 3) / 4 * 4;
     pk->wq = (int8_t *)calloc((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes), 1);
-    pk->qcorr = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
-    pk->wmax = (int64_t *)calloc((size_t)K, sizeof(int64_t));
-    int32_t *wmax32 = (int32_t *)calloc((size_t)K, sizeof(int32_t));
-    if (pk->wq == NULL || pk->qcorr == NULL || pk->wmax == NULL || wmax32 == NULL) {
-        free(wmax32);
-        return 0;
-    }
+    pk->bsum = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
+    pk->wmax = (int32_t *)calloc((size_t)K, sizeof(int32_t));
+    if (pk->wq == NULL || pk->bsum == NULL || pk->wmax == NULL) return 0;
     for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
@@ -642,8 +662,7 @@ NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N
                 int64_t k1 = (b + 1) * NW_GUARD_K < K ? (b + 1) * NW_GUARD_K : K;
                 int32_t sum = 0;   /* |sum| <= 128 * 128 */
                 for (int64_t k = b * NW_GUARD_K; k < k1; k++) sum += src[k];
-                /* exact mod 2^32: the correction is applied in int32 lanes */
-                pk->qcorr[(pnl * nb + b) * pk->panel_lanes + c] = (int32_t)((uint32_t)corr_c * (uint32_t)sum);
+                pk->bsum[(pnl * nb + b) * pk->panel_lanes + c] = sum;
             }
         }
     }
@@ -651,20 +670,66 @@ NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N
         const int32_t *src = wd + n * K;
         for (int64_t k = 0; k < K; k++) {
             int32_t a = src[k] < 0 ? -src[k] : src[k];
-            wmax32[k] = a > wmax32[k] ? a : wmax32[k];
+            pk->wmax[k] = a > pk->wmax[k] ? a : pk->wmax[k];
         }
     }
-    for (int64_t k = 0; k < K; k++) pk->wmax[k] = wmax32[k];
-    free(wmax32);
     return 1;
+}
+
+/* This call's block corrections c * sum_{k in block} w' (exact mod 2^32: they
+ * are applied in int32 lanes). */
+static int nw_guard_corr(nw_packed_t *pk, int64_t K, int32_t corr_c)
+{
+    int64_t n = pk->n_panels * ((K + NW_GUARD_K - 1) / NW_GUARD_K) * pk->panel_lanes;
+    pk->qcorr = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    if (pk->qcorr == NULL) return 0;
+    for (int64_t i = 0; i < n; i++) pk->qcorr[i] = (int32_t)((uint32_t)corr_c * (uint32_t)pk->bsum[i]);
+    return 1;
+}
+
+/* ---- packed weights (the narrow part of a hw_packed_t handle) ---------------- */
+
+#define NW_WEIGHTS_MAGIC 0x31544757524e5748ull /* "HWNRWGT1" */
+
+typedef struct {
+    uint64_t magic;
+    hw_dtype_t dt;
+    int64_t N, K;
+    int32_t *zw;              /* [N] zero points folded into w' */
+    nw_range_t wrange;        /* range of w' */
+    int64_t *wsum;            /* [N] sum_k w' */
+    nw_packed_t steps;        /* step-kernel panels (steps.w), or steps.w == NULL */
+    nw_packed_t guard;        /* guarded-path data (guard.wq), or guard.wq == NULL */
+} nw_weights_t;
+
+static void nw_weights_free(nw_weights_t *h)
+{
+    free(h->zw);
+    free(h->wsum);
+    nw_packed_free(&h->steps);
+    nw_packed_free(&h->guard);
+    h->magic = 0;
+    free(h);
+}
+
+/* The handle's narrow part if it was packed for these weights and zero points. */
+static const nw_weights_t *nw_weights_for(const void *handle, hw_dtype_t dt, int64_t N, int64_t K, const int32_t *zp,
+                                          int32_t per_ch)
+{
+    const hw_packed_t *c = hw_packed_handle(handle);
+    const nw_weights_t *h = c ? (const nw_weights_t *)c->narrow : NULL;
+    if (h == NULL || h->magic != NW_WEIGHTS_MAGIC || h->dt != dt || h->N != N || h->K != K) return NULL;
+    for (int64_t n = 0; n < N; n++)
+        if (h->zw[n] != nw_zw(zp, per_ch, n)) return NULL;
+    return h;
 }
 
 /* The common part of GEMM and conv once A has been laid out: choose the
  * kernel, pack, run, reduce counters.  Returns 1 when computed, 0 to decline. */
 NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_range_t wrange,
-                    const hw_accum_spec_t *acc, const int64_t *bias, int32_t fold_zx, int32_t guard_c,
-                    const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out, int64_t *acc_out,
-                    hw_counters_t *counters, int n_threads, int64_t outputs_per_channel)
+                    const nw_weights_t *pre, const hw_accum_spec_t *acc, const int64_t *bias, int32_t fold_zx,
+                    int32_t guard_c, const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
+                    int64_t *acc_out, hw_counters_t *counters, int n_threads, int64_t outputs_per_channel)
 {
     if (acc->acc_overflow != HW_OVERFLOW_SATURATE || acc->acc_bits < 8 || acc->acc_bits > 31) return 0;
     if (!nw_range_fits(arange, 16) || !nw_range_fits(wrange, 16)) return 0;
@@ -675,38 +740,57 @@ NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t 
     else if (((int64_t)1 << (acc->acc_bits - 1)) + nw_range_absmax(prod) <= INT32_MAX) kind = NW_KIND_S32;
     else return 0;
     if (p->abuf == NULL && kind != NW_KIND_S32) return 0;   /* the guard runs on int32 lanes only */
+    const int guarded = p->abuf_u8 != NULL;
+
+    /* weight data borrowed from the packed handle when it holds what this call needs */
+    const nw_packed_t *have = NULL;
+    if (pre != NULL) {
+        if (guarded && pre->guard.wq != NULL) have = &pre->guard;
+        if (!guarded && pre->steps.w != NULL && pre->steps.kind == kind) have = &pre->steps;
+    }
+    if (have == NULL && wd == NULL) return -1;   /* the caller prepares w' and asks again */
 
     /* the correction (bias, folded zero point) per channel */
-    int64_t *wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
-    if (wsum == NULL) return 0;
-    for (int64_t n = 0; n < p->N; n++) {
-        int64_t sw = 0;
-        for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
-        wsum[n] = sw;
+    int64_t *wsum = NULL;
+    if (pre == NULL || have == NULL) {
+        wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
+        if (wsum == NULL) return 0;
+        for (int64_t n = 0; n < p->N; n++) {
+            int64_t sw = 0;
+            for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
+            wsum[n] = sw;
+        }
     }
     nw_terms_t terms;
-    int ok = nw_terms_init(&terms, acc, fold_zx, wsum, bias, p->N);
+    int ok = nw_terms_init(&terms, acc, fold_zx, wsum != NULL ? wsum : pre->wsum, bias, p->N);
     free(wsum);
     if (!ok) return 0;
     nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, p->N};
     nw_packed_t pk;
-    if (!nw_pack(&pk, kind, wd, p->N, p->K, &terms, p->abuf != NULL)) {
+    if (have != NULL) {
+        pk = *have;
+        pk.own_weights = 0;
+    } else {
+        nw_pack_layout(&pk, kind, p->N);
+        ok = guarded ? nw_pack_guard_weights(&pk, wd, p->N, p->K) : nw_pack_steps(&pk, wd, p->N, p->K);
+    }
+    ok = ok && nw_pack_starts(&pk, p->N, &terms);
+    if (ok && guarded) ok = nw_guard_corr(&pk, p->K, guard_c);
+    if (!ok) {
+        nw_packed_free(&pk);
         nw_terms_free(&terms);
         return 0;
     }
     nw_run_t run;
     memset(&run, 0, sizeof run);
     int64_t *asum = NULL;
-    if (p->abuf_u8 != NULL) {
-        if (!nw_pack_guard(&pk, wd, p->N, p->K, guard_c)) ok = 0;
+    if (guarded) {
         run.n_blocks = (p->K + NW_GUARD_K - 1) / NW_GUARD_K;
-        asum = ok ? (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t)) : NULL;
+        asum = (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t));
         if (asum == NULL) ok = 0;
         /* |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 * 128)
          * fits int32: the inner loop vectorises */
-        int32_t *wmax32 = ok ? (int32_t *)malloc((size_t)p->K * sizeof(int32_t)) : NULL;
-        if (ok && wmax32 == NULL) ok = 0;
-        for (int64_t k = 0; ok && k < p->K; k++) wmax32[k] = (int32_t)pk.wmax[k];
+        const int32_t *wmax32 = pk.wmax;
         const int32_t gc = p->guard_c;
         for (int64_t m = 0; ok && m < p->M; m++) {
             const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
@@ -729,7 +813,6 @@ NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t 
                 }
             }
         }
-        free(wmax32);
     }
     nw_epilogue_t epi;
     int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);
@@ -839,10 +922,14 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (args->M < 1 || args->N < 1 || args->K < 1 || args->K > ((int64_t)1 << 24)) return 0;
 
     int64_t M = args->M, N = args->N, K = args->K;
-    nw_range_t wrange;
-    int32_t *wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel,
-                             &wrange);
-    if (wd == NULL) return 0;
+    const nw_weights_t *pre = nw_weights_for(args->packed_b, args->b_dtype, N, K, args->b_zero_point,
+                                             args->b_zp_per_channel);
+    nw_range_t wrange = pre != NULL ? pre->wrange : nw_range_empty();
+    int32_t *wd = NULL;
+    if (pre == NULL) {
+        wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel, &wrange);
+        if (wd == NULL) return 0;
+    }
     if (!nw_range_fits(wrange, 16)) {
         free(wd);
         return 0;
@@ -890,8 +977,13 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     /* the exact block sum is sum xu * w' - c * sum w', c = zx (IN_MAC) + 128 (s8) */
     int32_t guard_c = (in_mac ? args->a_zero_point : 0) + u8_add;
     nw_problem_t p = {M, N, K, 1, M, 1, M, K, 1, 1, 1, K, &seg_off, abuf, a_u8, guard_c};
-    int ok = nw_solve(&p, arange, wd, wrange, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype, out,
-                      acc_out, counters, args->n_threads, M);
+    int ok = nw_solve(&p, arange, wd, wrange, pre, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype,
+                      out, acc_out, counters, args->n_threads, M);
+    if (ok < 0) {   /* the handle lacks this call's format: prepare w' here */
+        wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel, &wrange);
+        ok = wd != NULL && nw_solve(&p, arange, wd, wrange, NULL, acc, args->bias, args->a_zero_point, guard_c, rq,
+                                    out_dtype, out, acc_out, counters, args->n_threads, M) == 1;
+    }
     free(abuf);
     free(abuf_u8);
     free(wd);
@@ -917,9 +1009,13 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     int64_t C = a->in_c, N = a->out_c, K = a->kernel_h * a->kernel_w * C;
     if (K > ((int64_t)1 << 24)) return 0;
 
-    nw_range_t wrange;
-    int32_t *wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
-    if (wd == NULL) return 0;
+    const nw_weights_t *pre = nw_weights_for(a->packed_w, a->w_dtype, N, K, a->w_zero_point, a->w_zp_per_channel);
+    nw_range_t wrange = pre != NULL ? pre->wrange : nw_range_empty();
+    int32_t *wd = NULL;
+    if (pre == NULL) {
+        wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
+        if (wd == NULL) return 0;
+    }
     if (!nw_range_fits(wrange, 16)) {
         free(wd);
         return 0;
@@ -986,13 +1082,73 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     int32_t guard_c = (in_mac ? a->x_zero_point : 0) + u8_add;
     nw_problem_t p = {a->batch * a->out_h * a->out_w, N, K, a->out_h, a->out_w, PH, PW, C,
                       a->stride_h, a->stride_w, nseg, C, seg_off, abuf, abuf_u8, guard_c};
-    int ok = nw_solve(&p, arange, wd, wrange, acc, a->bias, a->x_zero_point, guard_c, rq, out_dtype, out, acc_out,
-                      counters, a->n_threads, p.M);
+    int ok = nw_solve(&p, arange, wd, wrange, pre, acc, a->bias, a->x_zero_point, guard_c, rq, out_dtype, out,
+                      acc_out, counters, a->n_threads, p.M);
+    if (ok < 0) {   /* the handle lacks this call's format: prepare w' here */
+        wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
+        ok = wd != NULL && nw_solve(&p, arange, wd, wrange, NULL, acc, a->bias, a->x_zero_point, guard_c, rq,
+                                    out_dtype, out, acc_out, counters, a->n_threads, p.M) == 1;
+    }
     free(abuf);
     free(abuf_u8);
     free(seg_off);
     free(wd);
     return ok;
+}
+
+void *hw_narrow_pack(hw_dtype_t dt, const void *w, int64_t n, int64_t k, int64_t ld, const int32_t *zp,
+                     int32_t per_channel, const hw_accum_spec_t *acc, int *nomem)
+{
+    *nomem = 0;
+    if (!nw_features_ok() || acc == NULL || w == NULL || (zp == NULL && per_channel)) return NULL;
+    if (acc->acc_overflow != HW_OVERFLOW_SATURATE || acc->acc_bits < 8 || acc->acc_bits > 31 || acc->group != 1)
+        return NULL;
+    if (!nw_operand_dtype_ok(dt) || n < 1 || k < 1 || k > ((int64_t)1 << 24) || ld < k) return NULL;
+    nw_weights_t *h = (nw_weights_t *)calloc(1, sizeof(nw_weights_t));
+    if (h == NULL) {
+        *nomem = 1;
+        return NULL;
+    }
+    h->magic = NW_WEIGHTS_MAGIC;
+    h->dt = dt;
+    h->N = n;
+    h->K = k;
+    int32_t *wd = nw_weights(dt, w, n, k, ld, zp, per_channel, &h->wrange);
+    h->zw = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    h->wsum = (int64_t *)malloc((size_t)n * sizeof(int64_t));
+    int ok = wd != NULL && h->zw != NULL && h->wsum != NULL;
+    for (int64_t j = 0; ok && j < n; j++) {
+        int64_t sw = 0;
+        for (int64_t kk = 0; kk < k; kk++) sw += wd[j * k + kk];
+        h->wsum[j] = sw;
+        h->zw[j] = nw_zw(zp, per_channel, j);
+    }
+    /* the formats a call under this spec takes (nw_solve): 16 bits -> int16 step
+     * panels; 17..31 with w' in s8 and K % 4 == 0 -> the guarded data; else int32
+     * step panels.  A call needing another one prepares it itself. */
+    if (ok && nw_range_fits(h->wrange, 16)) {
+        int guard = acc->acc_bits > 16 && h->wrange.lo >= -128 && h->wrange.hi <= 127 && k % 4 == 0;
+        if (guard) {
+            nw_pack_layout(&h->guard, NW_KIND_S32, n);
+            ok = nw_pack_guard_weights(&h->guard, wd, n, k);
+        } else {
+            nw_pack_layout(&h->steps, acc->acc_bits == 16 ? NW_KIND_S16 : NW_KIND_S32, n);
+            ok = nw_pack_steps(&h->steps, wd, n, k);
+        }
+    }
+    free(wd);
+    if (!ok) {
+        nw_weights_free(h);
+        *nomem = 1;
+        return NULL;
+    }
+    return h;
+}
+
+void hw_narrow_pack_free(void *p)
+{
+    nw_weights_t *h = (nw_weights_t *)p;
+    if (h != NULL && h->magic == NW_WEIGHTS_MAGIC) nw_weights_free(h);
 }
 
 #endif

@@ -127,7 +127,7 @@ static inline int nw_tile_rows(int nr, int counting)
     return counting ? count[nr] : plain[nr];
 }
 
-#define NW_ROW_BLOCK 40   /* rows per parallel task */
+#define NW_ROW_BLOCK 48   /* rows per parallel task */
 #define NW_GUARD_K 128    /* k steps per guarded block (a multiple of 4) */
 
 /* ---- kernel bodies (inlined with constant MR, NR) ------------------------- */
@@ -346,15 +346,23 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
     const int64_t qstride = (int64_t)NR * 64;
     for (int64_t blk = 0; blk < n_blocks; blk++) {
         const int64_t k0 = blk * NW_GUARD_K, k1 = k0 + NW_GUARD_K < p->K ? k0 + NW_GUARD_K : p->K;
+        /* max_lane |acc| + asum <= hi  <=>  every lane's |acc| <= hi - asum (as
+         * unsigned: |INT32_MIN| = 2^31 exceeds any limit): lane compares, no
+         * horizontal reduction per row */
+        __mmask16 over[8];
         int safe = 1;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
+            const int64_t room = t->hi - asum_rows[r][blk];
+            safe &= room >= 0;
             __m512i m = _mm512_abs_epi32(acc[r][0]);
 #pragma GCC unroll 4
             for (int c = 1; c < NR; c++) m = _mm512_max_epu32(m, _mm512_abs_epi32(acc[r][c]));
-            int64_t bound = (int64_t)_mm512_reduce_max_epu32(m) + asum_rows[r][blk];
-            safe &= bound <= t->hi;
+            over[r] = _mm512_cmpgt_epu32_mask(m, _mm512_set1_epi32((int32_t)(room >= 0 ? room : 0)));
         }
+#pragma GCC unroll 8
+        for (int r = 1; r < MR; r++) over[0] |= over[r];
+        safe &= over[0] == 0;
         if (!safe) {
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++)
@@ -581,6 +589,17 @@ static void nw_packed_free(nw_packed_t *pk)
     memset(pk, 0, sizeof *pk);
 }
 
+/* Zeroed, 64-byte aligned (free with free()): every zmm load of a panel then
+ * stays inside one cache line -- with malloc's 16-byte alignment each one
+ * straddles two, which costs the guarded GEMM about a fifth of its speed. */
+static void *nw_zalloc64(size_t bytes)
+{
+    size_t padded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, padded ? padded : 64);
+    if (p != NULL) memset(p, 0, padded);
+    return p;
+}
+
 /* Panel geometry of a kernel kind for N channels. */
 static void nw_pack_layout(nw_packed_t *pk, int kind, int64_t N)
 {
@@ -598,7 +617,7 @@ static void nw_pack_layout(nw_packed_t *pk, int kind, int64_t N)
 NW_TARGET static int nw_pack_steps(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K)
 {
     size_t esz = pk->kind == NW_KIND_S16 ? 2 : 4;
-    pk->w = calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz);
+    pk->w = nw_zalloc64((size_t)(pk->n_panels * K * pk->panel_lanes) * esz);
     if (pk->w == NULL) return 0;
     for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
@@ -643,7 +662,7 @@ NW_TARGET static int nw_pack_guard_weights(nw_packed_t *pk, const int32_t *wd, i
 {
     int64_t nb = (K + NW_GUARD_K - 1) / NW_GUARD_K;
     pk->K4 = (K + 3) / 4 * 4;
-    pk->wq = (int8_t *)calloc((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes), 1);
+    pk->wq = (int8_t *)nw_zalloc64((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes));
     pk->bsum = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
     pk->wmax = (int32_t *)calloc((size_t)K, sizeof(int32_t));
     if (pk->wq == NULL || pk->bsum == NULL || pk->wmax == NULL) return 0;
@@ -724,6 +743,118 @@ static const nw_weights_t *nw_weights_for(const void *handle, hw_dtype_t dt, int
     return h;
 }
 
+/* Guard bounds asum[m][blk] >= sum_{k in blk} |a_mk| * wmax_k, row by row:
+ * exact per k.  |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 *
+ * 128) fits int32 and the inner loop vectorises. */
+NW_TARGET static void nw_row_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum)
+{
+    const int32_t gc = p->guard_c;
+    for (int64_t m = 0; m < p->M; m++) {
+        const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
+        for (int64_t s = 0; s < p->nseg; s++) {
+            const uint8_t *seg = row + p->seg_off[s];
+            const int32_t *wm = wmax + s * p->seglen;
+            int64_t kk = 0;
+            while (kk < p->seglen) {
+                /* the part of this segment inside one guard block */
+                int64_t blk = (s * p->seglen + kk) / NW_GUARD_K;
+                int64_t stop = (blk + 1) * NW_GUARD_K - s * p->seglen;
+                if (stop > p->seglen) stop = p->seglen;
+                int32_t bound = 0;
+                for (int64_t j = kk; j < stop; j++) {
+                    int32_t v = (int32_t)seg[j] - gc;
+                    bound += (v < 0 ? -v : v) * wm[j];
+                }
+                asum[m * n_blocks + blk] += bound;
+                kk = stop;
+            }
+        }
+    }
+}
+
+/* The same bound for a convolution, where every input pixel feeds up to
+ * kernel_h * kernel_w output rows: a tap's piece of a block (channels
+ * [c0, c1) of one tap, inside one block) is bounded by
+ *   sum_{c0 <= c < c1} |a_c| * wmax_(tap, c) <= S(pixel, c0, c1) * max_c wmax_(tap, c)
+ * with S = sum |a_c| computed once per padded pixel and channel range.  A looser
+ * bound than the per-k one (a block it cannot clear is replayed exactly), so
+ * the bits are the same; the cost drops from M * K to one pass over the input
+ * plus M * (pieces) products.  Returns 0 when out of memory. */
+NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum)
+{
+    const int64_t C = p->seglen;
+    /* pieces (tap s, channels [c0, c1), block): the same for every row */
+    int64_t max_pieces = p->nseg * (C / NW_GUARD_K + 2);
+    int64_t *pc = (int64_t *)malloc((size_t)max_pieces * 5 * sizeof(int64_t));   /* s, c0, c1, blk, range */
+    int64_t *rng = (int64_t *)malloc((size_t)max_pieces * 2 * sizeof(int64_t));  /* distinct [c0, c1) */
+    int32_t *wpiece = (int32_t *)malloc((size_t)max_pieces * sizeof(int32_t));
+    int64_t n_pieces = 0, n_rng = 0;
+    if (pc == NULL || rng == NULL || wpiece == NULL) {
+        free(pc);
+        free(rng);
+        free(wpiece);
+        return 0;
+    }
+    for (int64_t s = 0; s < p->nseg; s++) {
+        for (int64_t c0 = 0; c0 < C;) {
+            int64_t blk = (s * C + c0) / NW_GUARD_K;
+            int64_t c1 = (blk + 1) * NW_GUARD_K - s * C;
+            if (c1 > C) c1 = C;
+            int64_t r = 0;
+            while (r < n_rng && !(rng[2 * r] == c0 && rng[2 * r + 1] == c1)) r++;
+            if (r == n_rng) {
+                rng[2 * r] = c0;
+                rng[2 * r + 1] = c1;
+                n_rng++;
+            }
+            int32_t wm = 0;
+            for (int64_t c = c0; c < c1; c++) wm = wmax[s * C + c] > wm ? wmax[s * C + c] : wm;
+            int64_t *q = pc + 5 * n_pieces;
+            q[0] = s;
+            q[1] = c0;
+            q[2] = c1;
+            q[3] = blk;
+            q[4] = r;
+            wpiece[n_pieces++] = wm;
+            c0 = c1;
+        }
+    }
+    /* S[pixel][range]: a range lies inside one block, so S <= 128 * 255 */
+    const int64_t pixels = (p->M / (p->out_h * p->out_w)) * p->PH * p->PW;
+    int32_t *sums = (int32_t *)malloc((size_t)(pixels * n_rng) * sizeof(int32_t));
+    if (sums == NULL) {
+        free(pc);
+        free(rng);
+        free(wpiece);
+        return 0;
+    }
+    const int32_t gc = p->guard_c;
+    for (int64_t px = 0; px < pixels; px++) {
+        const uint8_t *x = p->abuf_u8 + px * C;
+        for (int64_t r = 0; r < n_rng; r++) {
+            int32_t t = 0;
+            for (int64_t c = rng[2 * r]; c < rng[2 * r + 1]; c++) {
+                int32_t v = (int32_t)x[c] - gc;
+                t += v < 0 ? -v : v;
+            }
+            sums[px * n_rng + r] = t;
+        }
+    }
+    for (int64_t m = 0; m < p->M; m++) {
+        const int64_t px0 = nw_row_offset(p, m) / C;
+        int64_t *am = asum + m * n_blocks;
+        for (int64_t i = 0; i < n_pieces; i++) {
+            const int64_t *q = pc + 5 * i;
+            am[q[3]] += (int64_t)sums[(px0 + p->seg_off[q[0]] / C) * n_rng + q[4]] * wpiece[i];
+        }
+    }
+    free(sums);
+    free(pc);
+    free(rng);
+    free(wpiece);
+    return 1;
+}
+
 /* The common part of GEMM and conv once A has been laid out: choose the
  * kernel, pack, run, reduce counters.  Returns 1 when computed, 0 to decline. */
 NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_range_t wrange,
@@ -788,31 +919,8 @@ NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t 
         run.n_blocks = (p->K + NW_GUARD_K - 1) / NW_GUARD_K;
         asum = (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t));
         if (asum == NULL) ok = 0;
-        /* |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 * 128)
-         * fits int32: the inner loop vectorises */
-        const int32_t *wmax32 = pk.wmax;
-        const int32_t gc = p->guard_c;
-        for (int64_t m = 0; ok && m < p->M; m++) {
-            const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
-            for (int64_t s = 0; s < p->nseg; s++) {
-                const uint8_t *seg = row + p->seg_off[s];
-                const int32_t *wm = wmax32 + s * p->seglen;
-                int64_t kk = 0;
-                while (kk < p->seglen) {
-                    /* the part of this segment inside one guard block */
-                    int64_t blk = (s * p->seglen + kk) / NW_GUARD_K;
-                    int64_t stop = (blk + 1) * NW_GUARD_K - s * p->seglen;
-                    if (stop > p->seglen) stop = p->seglen;
-                    int32_t bound = 0;
-                    for (int64_t j = kk; j < stop; j++) {
-                        int32_t v = (int32_t)seg[j] - gc;
-                        bound += (v < 0 ? -v : v) * wm[j];
-                    }
-                    asum[m * run.n_blocks + blk] += bound;
-                    kk = stop;
-                }
-            }
-        }
+        if (ok) ok = p->nseg > 1 ? nw_conv_bounds(p, pk.wmax, run.n_blocks, asum)
+                                 : (nw_row_bounds(p, pk.wmax, run.n_blocks, asum), 1);
     }
     nw_epilogue_t epi;
     int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);
@@ -1065,7 +1173,10 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
                 memset(d + (a->pad_left + a->in_w) * C, pad_u8, (size_t)(a->pad_right * C));
                 const uint8_t *s8 = (const uint8_t *)src;
                 uint8_t *dd = d + a->pad_left * C;
-                for (int64_t i = 0; i < a->in_w * C; i++) dd[i] = s8[i] ^ flip;
+                if (flip == 0)
+                    memcpy(dd, s8, (size_t)(a->in_w * C));
+                else
+                    for (int64_t i = 0; i < a->in_w * C; i++) dd[i] = s8[i] ^ flip;
                 continue;
             }
             if (!inside) {

@@ -102,9 +102,17 @@ def _operand(arr, name: str, ndim: int, layout: str) -> np.ndarray:
     return arr
 
 
+_DTYPE_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
+                 for t in (np.int8, np.uint8, np.int16, np.int32)}
+
+
 def _dtype_range(dtype: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
+    # a table: np.iinfo costs microseconds, and every call asks several times
+    rng = _DTYPE_RANGES.get(np.dtype(dtype))
+    if rng is None:
+        info = np.iinfo(dtype)
+        rng = (int(info.min), int(info.max))
+    return rng
 
 
 def _weight_range(w: np.ndarray, weight_bits, name: str) -> tuple[int, int]:

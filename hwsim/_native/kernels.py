@@ -10,6 +10,7 @@ No arithmetic here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,15 @@ class NativeResult:
 
 
 def accum_spec(spec: AccumSpec):
-    """A ``hw_accum_spec_t *`` for ``spec``."""
+    """A ``hw_accum_spec_t *`` for ``spec`` (read-only for the kernels: one
+    struct per distinct spec is built once and shared, saving per-call work)."""
     if not isinstance(spec, AccumSpec):
         raise ValueError(f"accum: expected an AccumSpec, got {type(spec).__name__}")
+    return _accum_spec_cached(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _accum_spec_cached(spec: AccumSpec):
     c = ffi.new("hw_accum_spec_t *")
     c.group = spec.group
     c.group_bits = spec.group_bits

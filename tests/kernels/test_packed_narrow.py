@@ -120,3 +120,32 @@ def test_pack_weights_checks_its_arguments():
         pack_weights(w, AccumSpec(), zero_point=[1, 2])
     with pytest.raises(ValueError, match="zero_point"):
         pack_weights(w, AccumSpec(), zero_point=300)
+
+
+@pytest.mark.parametrize("in_c", [4, 36, 96, 132, 200, 260])
+@pytest.mark.parametrize("geometry", [dict(stride=1, dilation=1, padding=1), dict(stride=2, dilation=2, padding=2),
+                                      dict(stride=(1, 2), dilation=1, padding=(0, 1, 2, 1))], ids=str)
+def test_guarded_conv_bounds_per_tap_piece(in_c, geometry):
+    """The conv guard bounds each tap's piece of a block by (sum |a| over the
+    piece's channels) x (max weight over them): channel counts whose taps
+    straddle the 128-step blocks, strides, dilations, batch 2, per-k weight
+    maxima that differ (a loose bound replays more blocks), saturating and safe
+    rows mixed.  Same bits as the portable kernel, packed or not."""
+    rng = np.random.default_rng(in_c)
+    x = rng.integers(0, 256, (2, 9, 11, in_c)).astype(np.uint8)
+    x[0, :3] = 255
+    w = rng.integers(-128, 128, (24, 3, 3, in_c)).astype(np.int8)
+    w[:, :, :, ::3] //= 16          # per-k maxima differ
+    w[:6, :2] = 127
+    acc = spec(20)
+    kw = dict(x_zero_point=3, bias=rng.integers(-(1 << 18), 1 << 18, 24).astype(np.int64), accum=acc,
+              return_accumulators=True, counters=True, **geometry)
+    before = lib.hw_fast_calls()
+    fast = conv2d(x, w, **kw)
+    assert lib.hw_fast_calls() == before + 1
+    packed = conv2d(x, pack_weights(w, acc), **kw, n_threads=2)
+    with portable_only():
+        port = conv2d(x, w, **kw)
+    _same(fast, port, "fast vs portable")
+    _same(packed, port, "packed, 2 threads vs portable")
+    assert port.counters.acc_events.sum() > 0      # some blocks did saturate

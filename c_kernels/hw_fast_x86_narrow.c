@@ -15,6 +15,15 @@
  *     exact and runs on VPDPBUSD (x as u8, the zero point / +128 corrected per
  *     block, exact mod 2^32); otherwise the block is replayed step by step from
  *     the same u8 rows and weight quads, with the clamp after every step.
+ *   The guard's bound: GEMM rows exactly per k; convolutions per tap piece of a
+ *   block, sum_c |a_c| (once per input pixel) times the piece's largest max_n
+ *   |w'| -- looser, never changing a bit (an unproven block is replayed).
+ * Packed weights: hw_pack_gemm_b / hw_pack_conv2d_w with a narrow saturating
+ * spec store w' = w - zw (zero points given at pack time), its range and row
+ * sums, and the panels that spec takes (int16 steps; int32 steps; or the
+ * guarded quads, per-block sums of w' and per-k maxima) in the handle's narrow
+ * part (hw_packed.h); a call with the same shape and zero points borrows them
+ * and computes only its own terms (bias, zero-point corrections, bounds).
  * Saturation makes the summation order part of the result, so the vectors run
  * ACROSS output channels (32 or 16 lanes) and k stays sequential per lane:
  * k = 0, 1, ..., K-1 for GEMM; (ky, kx, ci) with ci fastest for conv, padding
@@ -382,8 +391,8 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
             for (int c = 0; c < NR; c++)
                 acc[r][c] = _mm512_sub_epi32(acc[r][c], _mm512_loadu_si512((const void *)(corr + 16 * c)));
         int64_t k = k0;
+        int64_t s = k0 / p->seglen, kk = k0 - s * p->seglen;   /* one division per block */
         while (k < k1) {
-            int64_t s = k / p->seglen, kk = k - s * p->seglen;
             int64_t n = p->seglen - kk;
             if (n > k1 - k) n = k1 - k;
             const uint8_t *a[8];
@@ -404,6 +413,8 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
                 }
             }
             k += n;
+            s++;        /* the next segment, from its start (or the block is done) */
+            kk = 0;
         }
     }
 #pragma GCC unroll 8
@@ -840,13 +851,13 @@ NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, 
             sums[px * n_rng + r] = t;
         }
     }
+    /* per piece: its entry in sums relative to the row's first pixel (the
+     * pieces' table is reused as scratch: column 1 <- that offset) */
+    for (int64_t i = 0; i < n_pieces; i++) pc[5 * i + 1] = (p->seg_off[pc[5 * i]] / C) * n_rng + pc[5 * i + 4];
     for (int64_t m = 0; m < p->M; m++) {
-        const int64_t px0 = nw_row_offset(p, m) / C;
+        const int32_t *sm = sums + (nw_row_offset(p, m) / C) * n_rng;
         int64_t *am = asum + m * n_blocks;
-        for (int64_t i = 0; i < n_pieces; i++) {
-            const int64_t *q = pc + 5 * i;
-            am[q[3]] += (int64_t)sums[(px0 + p->seg_off[q[0]] / C) * n_rng + q[4]] * wpiece[i];
-        }
+        for (int64_t i = 0; i < n_pieces; i++) am[pc[5 * i + 3]] += (int64_t)sm[pc[5 * i + 1]] * wpiece[i];
     }
     free(sums);
     free(pc);

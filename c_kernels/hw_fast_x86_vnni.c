@@ -28,6 +28,9 @@
  * bound cannot clear, grouped conv, depthwise) returns 0 and the portable
  * kernel (or another fast path) runs.
  *
+ * Packing: a call without a usable handle (hw_packed.h) decides whether it
+ * takes the call from a range scan of the weights BEFORE packing them, so a
+ * declined call (e.g. a saturating accumulator no bound clears) costs no copy.
  * Layout: weights are packed once (hw_pack_gemm_b / hw_pack_conv2d_w) into
  * panels of 64 output channels; within a panel, for each k4 = k/4, 256 bytes:
  * four zmm of 16 channels x 4 consecutive k.  Activations are read in place

@@ -149,3 +149,28 @@ def test_guarded_conv_bounds_per_tap_piece(in_c, geometry):
     _same(fast, port, "fast vs portable")
     _same(packed, port, "packed, 2 threads vs portable")
     assert port.counters.acc_events.sum() > 0      # some blocks did saturate
+
+
+@pytest.mark.parametrize("bits", [16, 20, 24])
+def test_packed_int16_weights(bits):
+    """int16 weights (no VNNI part; the narrow part holds int16 / int32 step panels)."""
+    rng = np.random.default_rng(bits + 7)
+    a = rng.integers(-128, 128, (11, 40)).astype(np.int8)
+    b = rng.integers(-300, 300, (33, 40)).astype(np.int16)
+    acc = spec(bits)
+    kw = dict(a_zero_point=-3, b_zero_point=5, accum=acc, return_accumulators=True, counters=True)
+    ref = gemm(a, b, **kw)
+    with portable_only():
+        _same(ref, gemm(a, b, **kw), "unpacked fast vs portable")
+    _same(gemm(a, pack_weights(b, acc, 5), **kw), ref, "packed")
+
+
+def test_pack_gemm_b_rejects_per_channel_without_zero_points():
+    args = nk.ffi.new("hw_gemm_args_t *")
+    w = np.ones((4, 8), np.int8)
+    args.N, args.K, args.ldb, args.b_dtype = 4, 8, 8, 0
+    args.b = nk.ffi.from_buffer(w)
+    args.b_zp_per_channel = 1
+    out = nk.ffi.new("void **")
+    assert lib.hw_pack_gemm_b(args, nk.accum_spec(spec(24)), out) == lib.HW_ERR_ARG
+    assert out[0] == nk.ffi.NULL

@@ -638,7 +638,8 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
     int64_t ring = (a->kernel_h - 1) * a->dilation_h + 1;
     int64_t rowlen = PW * Opad, esz = s16 ? 2 : 4;
     /* conversion area: an int16 row, or the quad builder's padded byte row */
-    int64_t conv_bytes = rowlen * 2 + (PW + 3 * a->dilation_w) * (64 + a->in_c) + 64;
+    /* (a multiple of 64 bytes: the int32 acc rows that follow stay aligned) */
+    int64_t conv_bytes = (rowlen * 2 + (PW + 3 * a->dilation_w) * (64 + a->in_c) + 64 + 63) / 64 * 64;
     int64_t thread_bytes = ring * rowlen * esz + ring * (int64_t)sizeof(int64_t) + conv_bytes +
                            2 * a->out_w * Opad * 4;
     thread_bytes = (thread_bytes + 63) / 64 * 64;

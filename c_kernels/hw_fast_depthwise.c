@@ -242,19 +242,24 @@ DW_INLINE void dw_q_px(const dw_run_t *r, const int32_t *const *rows, int32_t *a
 
 DW_TARGET static void dw_row_q(const dw_run_t *r, const int32_t *const *rows, int32_t *acc_row, int32_t *ev_row)
 {
+    /* pixels outer, channel vectors inner: the 4 pixels' quads of every tap are
+     * then read as whole contiguous channel runs while they are in L1 (the
+     * kernel's quad rows together exceed L1 for wide layers) */
     const int64_t ow = r->a->out_w;
     const int kw3 = r->a->kernel_w <= 4;   /* one quad per kernel row */
-    for (int64_t cv = 0; cv < r->Opad; cv += 16) {
-        __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
-        int64_t ox = 0;
-        if (kw3) {
-            for (; ox + 4 <= ow; ox += 4) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 1);
-            for (; ox < ow; ox++) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 1);
-        } else {
-            for (; ox + 4 <= ow; ox += 4) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 0);
-            for (; ox < ow; ox++) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 0);
+    int64_t ox = 0;
+    for (; ox + 4 <= ow; ox += 4)
+        for (int64_t cv = 0; cv < r->Opad; cv += 16) {
+            __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
+            if (kw3) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 1);
+            else dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 0);
         }
-    }
+    for (; ox < ow; ox++)
+        for (int64_t cv = 0; cv < r->Opad; cv += 16) {
+            __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
+            if (kw3) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 1);
+            else dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 0);
+        }
 }
 
 /* int16 lanes: PX neighbouring output pixels from ox, channels cv .. cv+31.

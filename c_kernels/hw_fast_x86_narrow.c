@@ -137,6 +137,7 @@ static inline int nw_tile_rows(int nr, int counting)
 }
 
 #define NW_ROW_BLOCK 48   /* rows per parallel task */
+#define NW_PANEL_GROUP 4  /* panels per parallel task (so few rows still give every thread work) */
 #define NW_GUARD_K 128    /* k steps per guarded block (a multiple of 4) */
 
 /* ---- kernel bodies (inlined with constant MR, NR) ------------------------- */
@@ -485,6 +486,7 @@ typedef struct {
     const nw_count_scratch_t *cs; /* NULL: no counters */
     const int64_t *asum;          /* guarded: [M][n_blocks] sum_k |a_mk| * wmax_k, else NULL */
     int64_t n_blocks;
+    int64_t n_rb;                 /* row blocks of NW_ROW_BLOCK rows */
     void *scratch;                /* per thread: tile + ev, 2 * 8 * 64 words of 32 bits */
 } nw_run_t;
 
@@ -568,17 +570,26 @@ NW_TARGET static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_
         cnt = &cnt_storage;
     }
     _Alignas(64) int32_t scratch[3 * 8 * 128];
-    for (int64_t pnl = 0; pnl < run->pk->n_panels; pnl++) {
-        int nr = nw_panel_nr(run->pk, p->N, pnl);
-        int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
-        /* guarded blocks mostly run VPDPBUSD: 6 x 4 accumulators load each
-         * weight vector for 6 rows (the replays spill a little) */
-        if (run->pk->wq != NULL && nr == 4 && !(cnt != NULL && run->counting)) mrmax = 6;
-        int64_t m_end = end * NW_ROW_BLOCK < p->M ? end * NW_ROW_BLOCK : p->M;
-        for (int64_t m0 = begin * NW_ROW_BLOCK; m0 < m_end; m0 += mrmax) {
-            int mr = (int)(m_end - m0 < mrmax ? m_end - m0 : mrmax);
-            nw_tile(run, pnl, m0, mr, cnt, scratch);
+    /* tasks are (panel group, row block), panel group major: a run of tasks
+     * with one panel group is that group's panels over a range of rows */
+    for (int64_t t = begin; t < end;) {
+        const int64_t pg = t / run->n_rb, rb0 = t - pg * run->n_rb;
+        const int64_t rb1 = end - pg * run->n_rb < run->n_rb ? end - pg * run->n_rb : run->n_rb;
+        const int64_t p0 = pg * NW_PANEL_GROUP;
+        const int64_t p1 = p0 + NW_PANEL_GROUP < run->pk->n_panels ? p0 + NW_PANEL_GROUP : run->pk->n_panels;
+        const int64_t m_beg = rb0 * NW_ROW_BLOCK, m_end = rb1 * NW_ROW_BLOCK < p->M ? rb1 * NW_ROW_BLOCK : p->M;
+        for (int64_t pnl = p0; pnl < p1; pnl++) {
+            int nr = nw_panel_nr(run->pk, p->N, pnl);
+            int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
+            /* guarded blocks mostly run VPDPBUSD: 6 x 4 accumulators load each
+             * weight vector for 6 rows (the replays spill a little) */
+            if (run->pk->wq != NULL && nr == 4 && !(cnt != NULL && run->counting)) mrmax = 6;
+            for (int64_t m0 = m_beg; m0 < m_end; m0 += mrmax) {
+                int mr = (int)(m_end - m0 < mrmax ? m_end - m0 : mrmax);
+                nw_tile(run, pnl, m0, mr, cnt, scratch);
+            }
         }
+        t = pg * run->n_rb + rb1;
     }
 }
 
@@ -757,10 +768,11 @@ static const nw_weights_t *nw_weights_for(const void *handle, hw_dtype_t dt, int
 /* Guard bounds asum[m][blk] >= sum_{k in blk} |a_mk| * wmax_k, row by row:
  * exact per k.  |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 *
  * 128) fits int32 and the inner loop vectorises. */
-NW_TARGET static void nw_row_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum)
+NW_TARGET static void nw_row_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum,
+                                    int64_t m_begin, int64_t m_end)
 {
     const int32_t gc = p->guard_c;
-    for (int64_t m = 0; m < p->M; m++) {
+    for (int64_t m = m_begin; m < m_end; m++) {
         const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
         for (int64_t s = 0; s < p->nseg; s++) {
             const uint8_t *seg = row + p->seg_off[s];
@@ -791,7 +803,57 @@ NW_TARGET static void nw_row_bounds(const nw_problem_t *p, const int32_t *wmax, 
  * bound than the per-k one (a block it cannot clear is replayed exactly), so
  * the bits are the same; the cost drops from M * K to one pass over the input
  * plus M * (pieces) products.  Returns 0 when out of memory. */
-NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum)
+/* The parallel parts of the bounds: phase 0 the pixel sums (conv), phase 1
+ * the rows (conv from the pixel sums; GEMM, pc == NULL, from the rows). Each
+ * task writes only its own pixels / rows. */
+typedef struct {
+    const nw_problem_t *p;
+    const int32_t *wmax;
+    int64_t n_blocks;
+    int64_t *asum;
+    const int64_t *pc;
+    const int32_t *wpiece;
+    int64_t n_pieces;
+    const int64_t *rng;
+    int64_t n_rng;
+    int32_t *sums;
+    int phase;
+} nw_bounds_ctx_t;
+
+NW_TARGET static void nw_bounds_task(void *vctx, int64_t begin, int64_t end, int thread_index)
+{
+    const nw_bounds_ctx_t *c = (const nw_bounds_ctx_t *)vctx;
+    const nw_problem_t *p = c->p;
+    (void)thread_index;
+    if (c->pc == NULL) {
+        nw_row_bounds(p, c->wmax, c->n_blocks, c->asum, begin, end);
+        return;
+    }
+    const int64_t C = p->seglen, n_rng = c->n_rng;
+    if (c->phase == 0) {
+        const int32_t gc = p->guard_c;
+        for (int64_t px = begin; px < end; px++) {
+            const uint8_t *x = p->abuf_u8 + px * C;
+            for (int64_t r = 0; r < n_rng; r++) {
+                int32_t t = 0;
+                for (int64_t ch = c->rng[2 * r]; ch < c->rng[2 * r + 1]; ch++) {
+                    int32_t v = (int32_t)x[ch] - gc;
+                    t += v < 0 ? -v : v;
+                }
+                c->sums[px * n_rng + r] = t;
+            }
+        }
+        return;
+    }
+    for (int64_t m = begin; m < end; m++) {
+        const int32_t *sm = c->sums + (nw_row_offset(p, m) / C) * n_rng;
+        int64_t *am = c->asum + m * c->n_blocks;
+        for (int64_t i = 0; i < c->n_pieces; i++) am[c->pc[5 * i + 3]] += (int64_t)sm[c->pc[5 * i + 1]] * c->wpiece[i];
+    }
+}
+
+NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum,
+                                    int n_threads)
 {
     const int64_t C = p->seglen;
     /* pieces (tap s, channels [c0, c1), block): the same for every row */
@@ -839,26 +901,13 @@ NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, 
         free(wpiece);
         return 0;
     }
-    const int32_t gc = p->guard_c;
-    for (int64_t px = 0; px < pixels; px++) {
-        const uint8_t *x = p->abuf_u8 + px * C;
-        for (int64_t r = 0; r < n_rng; r++) {
-            int32_t t = 0;
-            for (int64_t c = rng[2 * r]; c < rng[2 * r + 1]; c++) {
-                int32_t v = (int32_t)x[c] - gc;
-                t += v < 0 ? -v : v;
-            }
-            sums[px * n_rng + r] = t;
-        }
-    }
     /* per piece: its entry in sums relative to the row's first pixel (the
      * pieces' table is reused as scratch: column 1 <- that offset) */
     for (int64_t i = 0; i < n_pieces; i++) pc[5 * i + 1] = (p->seg_off[pc[5 * i]] / C) * n_rng + pc[5 * i + 4];
-    for (int64_t m = 0; m < p->M; m++) {
-        const int32_t *sm = sums + (nw_row_offset(p, m) / C) * n_rng;
-        int64_t *am = asum + m * n_blocks;
-        for (int64_t i = 0; i < n_pieces; i++) am[pc[5 * i + 3]] += (int64_t)sm[pc[5 * i + 1]] * wpiece[i];
-    }
+    nw_bounds_ctx_t ctx = {p, wmax, n_blocks, asum, pc, wpiece, n_pieces, rng, n_rng, sums, 0};
+    hw_parallel_for(pixels, n_threads, nw_bounds_task, &ctx);   /* pixel sums */
+    ctx.phase = 1;
+    hw_parallel_for(p->M, n_threads, nw_bounds_task, &ctx);     /* rows */
     free(sums);
     free(pc);
     free(rng);
@@ -930,14 +979,19 @@ NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t 
         run.n_blocks = (p->K + NW_GUARD_K - 1) / NW_GUARD_K;
         asum = (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t));
         if (asum == NULL) ok = 0;
-        if (ok) ok = p->nseg > 1 ? nw_conv_bounds(p, pk.wmax, run.n_blocks, asum)
-                                 : (nw_row_bounds(p, pk.wmax, run.n_blocks, asum), 1);
+        if (ok && p->nseg > 1) {
+            ok = nw_conv_bounds(p, pk.wmax, run.n_blocks, asum, n_threads);
+        } else if (ok) {
+            nw_bounds_ctx_t ctx = {p, pk.wmax, run.n_blocks, asum, NULL, NULL, 0, NULL, 0, NULL, 1};
+            hw_parallel_for(p->M, n_threads, nw_bounds_task, &ctx);
+        }
     }
     nw_epilogue_t epi;
     int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);
     ok = ok && epi_ok;
     nw_count_scratch_t cs;
-    int64_t tasks = (p->M + NW_ROW_BLOCK - 1) / NW_ROW_BLOCK;
+    run.n_rb = (p->M + NW_ROW_BLOCK - 1) / NW_ROW_BLOCK;
+    int64_t tasks = run.n_rb * ((pk.n_panels + NW_PANEL_GROUP - 1) / NW_PANEL_GROUP);
     int chunks = hw_parallel_chunks(tasks, n_threads);
     int want_counts = counters != NULL;
     if (ok && want_counts && !nw_count_scratch_init(&cs, chunks, p->N)) ok = 0;

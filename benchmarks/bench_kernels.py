@@ -2,9 +2,10 @@
 
     python benchmarks/bench_kernels.py [--threads 1 2] [--only SUBSTRING]
 
-Prints, for each thread count, GMAC/s of hwsim and of onnxruntime on the same
-data in the same process, their ratio, whether the two results are identical,
-and the bar issue 2 sets (int32 profiles >= 0.70x onnxruntime u8s8; s8s8 >= 5x
+Prints one table: per row and thread count, GMAC/s of hwsim (public API,
+weights packed once) and of onnxruntime on the same data in the same process,
+their ratio and its spread over the passes, whether the two results are
+identical, and the bar issue 2 sets (int32 profiles >= 0.70x onnxruntime u8s8; s8s8 >= 5x
 onnxruntime's s8s8).  The machine may be shared: absolute numbers are noisy,
 ratios taken in one run much less so.
 
@@ -25,8 +26,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    Case, HwConv, HwGemm, matmul_integer_model, onnxruntime_u8_requant, ort_session, qlinear_conv_model,
-    qlinear_matmul_model, run_case,
+    Case, hw_conv, hw_gemm, matmul_integer_model, onnxruntime_u8_requant, ort_session, print_table,
+    qlinear_conv_model, qlinear_matmul_model,
 )
 
 from hwsim._native import lib  # noqa: E402
@@ -53,7 +54,7 @@ def matmul_integer_case(name, m, k, n, a_dtype, a_zp, accum=INT32, bar=None, com
         sess = ort_session(model, threads)
         return lambda: sess.run(None, {"A": a})[0]
 
-    return Case(name, m * n * k, lambda t: HwGemm(a, b, a_zero_point=a_zp, accum=accum, n_threads=t), peer,
+    return Case(name, m * n * k, lambda t: hw_gemm(a, b, a_zero_point=a_zp, accum=accum, n_threads=t), peer,
                 _equal if compare else None, bar=bar)
 
 
@@ -68,7 +69,7 @@ def qlinear_matmul_case(name, m, k, n, bar) -> Case:
         sess = ort_session(model, threads)
         return lambda: sess.run(None, {"A": a})[0]
 
-    return Case(name, m * n * k, lambda t: HwGemm(a, b, a_zero_point=121, requant=rq, n_threads=t), peer, _equal,
+    return Case(name, m * n * k, lambda t: hw_gemm(a, b, a_zero_point=121, requant=rq, n_threads=t), peer, _equal,
                 bar=bar)
 
 
@@ -88,7 +89,7 @@ def qlinear_conv_case(name, hw, c, o, kernel, pad, bar) -> Case:
         return lambda: sess.run(None, {"X": x_nchw})[0].transpose(0, 2, 3, 1)
 
     def hwsim(threads):
-        return HwConv(x, w, padding=pads, x_zero_point=q["x_zp"], bias=bias, requant=rq, n_threads=threads)
+        return hw_conv(x, w, padding=pads, x_zero_point=q["x_zp"], bias=bias, requant=rq, n_threads=threads)
 
     return Case(name, out_hw * out_hw * o * kernel * kernel * c, hwsim, peer, _equal, bar=bar)
 
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--only", default="", help="run only rows whose name contains this text")
+    ap.add_argument("--passes", type=int, default=5, help="interleaved timing passes per row (default 5)")
     ap.add_argument("--feature-limit", type=lambda v: int(v, 0), default=None,
                     help="ISA mask for hwsim (hw_set_feature_limit), e.g. 0x9 = AVX2 + AVX-VNNI, 0 = portable C")
     args = ap.parse_args(argv)
@@ -124,21 +126,8 @@ def main(argv=None) -> int:
     cases = [c for build in CASE_BUILDERS for c in build() if args.only in c.name]
     limit = "" if args.feature_limit is None else f", limited to 0x{args.feature_limit:x}"
     print(f"CPU features 0x{lib.hw_cpu_features():x}{limit} (1 AVX2, 2 AVX512BW, 4 AVX512_VNNI, 8 AVX_VNNI); "
-          "GMAC/s = best of 3 passes of 7-sample medians; best-call ratio: fastest single calls")
-    header = (f"{'case':46s} {'thr':>3s} {'hwsim':>8s} {'peer':>8s} {'ratio':>7s} {'bar':>6s} {'ok':>4s} "
-              f"{'same bits':>9s} {'best-call ratio':>15s}")
-    failed = 0
-    for threads in args.threads:
-        print()
-        print(header)
-        for case in cases:
-            r = run_case(case, threads)
-            ok = "" if r["bar"] is None else ("yes" if r["ratio"] >= r["bar"] else "NO")
-            failed += ok == "NO" or r["exact"] is False
-            same = "-" if r["exact"] is None else ("yes" if r["exact"] else "NO")
-            bar = "" if r["bar"] is None else f"{r['bar']:.2f}"
-            print(f"{r['name']:46s} {threads:3d} {r['hwsim']:8.1f} {r['peer']:8.1f} {r['ratio']:7.2f} {bar:>6s} "
-                  f"{ok:>4s} {same:>9s} {r['fastest_ratio']:15.2f}", flush=True)
+          f"{args.passes} interleaved passes per row")
+    failed = print_table(cases, args.threads, args.passes)
     return 1 if failed else 0
 
 

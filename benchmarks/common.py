@@ -5,9 +5,11 @@
 * onnxruntime peers: single-op models built with ``onnx.helper`` (MatMulInteger,
   QLinearMatMul, QLinearConv) with constant weights, so onnxruntime prepacks them
   as it does for a real model.
-* hwsim: :class:`HwGemm` / :class:`HwConv` call the C kernels (``hw_gemm`` /
-  ``hw_conv2d``) with weights packed once (``hw_pack_*``) and every argument
-  built up front, so the time is the kernel's, as onnxruntime's is.
+* hwsim: :func:`hw_gemm` / :func:`hw_conv` call the public API
+  (``hwsim.kernels.gemm`` / ``conv2d``) with weights packed once by
+  ``pack_weights(w, accum)``: the time includes hwsim's argument checks and
+  output allocation, as a user's call would (onnxruntime's includes its own
+  session.run overhead).
 
 Every case also compares hwsim's result with onnxruntime's, element for element:
 a benchmark of a wrong kernel is worthless.
@@ -25,14 +27,13 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from hwsim._native import check_status, ffi, lib
-from hwsim._native import kernels as nk
+from hwsim.kernels import conv2d, gemm, pack_weights
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec, RequantScheme
 
 __all__ = [
     "best_of", "best_of_interleaved", "gmacs", "ort_session", "matmul_integer_model", "qlinear_matmul_model",
-    "qlinear_conv_model", "float32_multiplier", "onnxruntime_u8_requant", "HwGemm", "HwConv", "Case", "run_case",
+    "qlinear_conv_model", "float32_multiplier", "onnxruntime_u8_requant", "hw_gemm", "hw_conv", "Case", "run_case", "print_table",
 ]
 
 # ---------------------------------------------------------------- timing
@@ -47,19 +48,19 @@ def _samples(fn: Callable[[], object], samples: int) -> list[float]:
     return times
 
 
-def best_of(fn: Callable[[], object], passes: int = 3, samples: int = 7) -> float:
+def best_of(fn: Callable[[], object], passes: int = 5, samples: int = 7) -> float:
     """Seconds per call: the best over `passes` of the median of `samples` calls."""
     return best_of_interleaved([fn], passes, samples)[0][0]
 
 
-def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[tuple[float, float]]:
-    """(best_of seconds, fastest single call) for several callables, their passes
-    interleaved (A B A B ...) so a burst of load from other processes hits both
-    sides of a ratio alike.  Each pass starts after a short pause and one
-    untimed call."""
+def best_of_interleaved(fns, passes: int = 5, samples: int = 7) -> list[tuple[float, float, list[float]]]:
+    """(best_of seconds, fastest single call, every pass's median) for several
+    callables, their passes interleaved (A B A B ...) so a burst of load from
+    other processes hits both sides of a ratio alike.  Each pass starts after a
+    short pause and one untimed call."""
     for fn in fns:
         fn()  # warm-up: page faults, lazy initialisation, thread pool start
-    best = [float("inf")] * len(fns)
+    medians: list[list[float]] = [[] for _ in fns]
     fastest = [float("inf")] * len(fns)
     for _ in range(passes):
         for i, fn in enumerate(fns):
@@ -68,9 +69,9 @@ def best_of_interleaved(fns, passes: int = 3, samples: int = 7) -> list[tuple[fl
             time.sleep(0.05)
             fn()
             times = _samples(fn, samples)
-            best[i] = min(best[i], statistics.median(times))
+            medians[i].append(statistics.median(times))
             fastest[i] = min(fastest[i], min(times))
-    return list(zip(best, fastest))
+    return [(min(m), f, m) for m, f in zip(medians, fastest)]
 
 
 def gmacs(macs: int, seconds: float) -> float:
@@ -126,14 +127,14 @@ def qlinear_matmul_model(m: int, b_kn: np.ndarray, a_scale, a_zp, b_scale, b_zp,
 
 
 def qlinear_conv_model(x_shape_nchw, w_oihw: np.ndarray, bias: np.ndarray, x_scale, x_zp, w_scale, w_zp,
-                       y_scale, y_zp, pads, strides=(1, 1)):
+                       y_scale, y_zp, pads, strides=(1, 1), group=1):
     """u8 NCHW x, s8 OIHW weights (constant), int32 bias -> u8 NCHW y."""
     b, c, h, w = x_shape_nchw
     o, _, kh, kw = w_oihw.shape
     oh = (h + pads[0] + pads[2] - kh) // strides[0] + 1
     ow = (w + pads[1] + pads[3] - kw) // strides[1] + 1
     node = helper.make_node("QLinearConv", ["X", "xs", "xz", "W", "ws", "wz", "ys", "yz", "B"], ["Y"],
-                            pads=list(pads), strides=list(strides), kernel_shape=[kh, kw])
+                            pads=list(pads), strides=list(strides), kernel_shape=[kh, kw], group=group)
     return _model(node, [helper.make_tensor_value_info("X", TensorProto.UINT8, [b, c, h, w])],
                   [helper.make_tensor_value_info("Y", TensorProto.UINT8, [b, o, oh, ow])],
                   [_scalar("xs", x_scale, np.float32), _scalar("xz", x_zp, np.uint8),
@@ -152,98 +153,23 @@ def onnxruntime_u8_requant(x_scale, w_scale, y_scale, y_zp) -> RequantParams:
                          zero_point=int(y_zp), out_bits=8, out_signed=False)
 
 
-# ---------------------------------------------------------------- hwsim through the C API
+# ---------------------------------------------------------------- hwsim through its public API
 
 
-def _ptr(arr: np.ndarray, ctype: str, writable: bool = False):
-    return ffi.cast(ctype, ffi.from_buffer(arr, require_writable=writable))
+def hw_gemm(a, b, *, accum: AccumSpec = AccumSpec(), n_threads: int = 1, **kwargs) -> Callable[[], np.ndarray]:
+    """A callable running ``hwsim.kernels.gemm`` as a user would: weights packed
+    once for ``accum`` with ``pack_weights`` (as onnxruntime prepacks its
+    initializers), activations and every other argument passed on each call."""
+    packed = pack_weights(b, accum, kwargs.get("b_zero_point", 0))
+    return lambda: gemm(a, packed, accum=accum, n_threads=n_threads, **kwargs)
 
 
-class _HwCall:
-    """Holds every C argument of one kernel call (and the arrays they point into)."""
-
-    def __init__(self, accum: AccumSpec, requant: RequantParams | None, out_shape, want_acc: bool):
-        self.keep: list = []
-        self.spec = nk.accum_spec(accum)
-        self.out = self.acc = None
-        self.rq_ptr, self.out_ptr, self.acc_ptr, self.out_code = ffi.NULL, ffi.NULL, ffi.NULL, 0
-        if requant is not None:
-            self.rq_ptr, keep = nk.requant_spec(requant)
-            self.keep += keep
-            self.out = np.empty(out_shape, np.uint8 if not requant.out_signed else np.int8)
-            self.out_ptr = _ptr(self.out, "void *", True)
-            self.out_code = nk.OUTPUT_DTYPES[self.out.dtype]
-        if want_acc:
-            self.acc = np.empty(out_shape, np.int64)
-            self.acc_ptr = _ptr(self.acc, "int64_t *", True)
-        self.handle = ffi.new("void **")
-
-    def close(self) -> None:
-        if self.handle[0] != ffi.NULL:
-            lib.hw_packed_free(self.handle[0])
-            self.handle[0] = ffi.NULL
-
-
-class HwGemm(_HwCall):
-    """out = requant(A[M, K] x B[N, K]^T) with B packed once; call it to run."""
-
-    def __init__(self, a, b, *, a_zero_point=0, bias=None, accum=AccumSpec(), requant=None, n_threads=1,
-                 want_acc=None, pack=True):
-        m, k = a.shape
-        n = b.shape[0]
-        super().__init__(accum, requant, (m, n), requant is None if want_acc is None else want_acc)
-        args = self.args = ffi.new("hw_gemm_args_t *")
-        args.M, args.N, args.K = m, n, k
-        args.a_dtype, args.b_dtype = nk.OPERAND_DTYPES[a.dtype], nk.OPERAND_DTYPES[b.dtype]
-        args.a, args.b = _ptr(a, "const void *"), _ptr(b, "const void *")
-        args.lda, args.ldb = k, k
-        args.a_zero_point = a_zero_point
-        if bias is not None:
-            bias = np.ascontiguousarray(bias, dtype=np.int64)
-            args.bias = _ptr(bias, "const int64_t *")
-        args.n_threads = n_threads
-        self.keep += [a, b, bias]
-        if pack:
-            check_status(lib.hw_pack_gemm_b(args, self.spec, self.handle), "hw_pack_gemm_b")
-            args.packed_b = self.handle[0]
-
-    def __call__(self):
-        check_status(lib.hw_gemm(self.args, self.spec, self.rq_ptr, self.out_code, self.out_ptr, self.acc_ptr,
-                                 ffi.NULL), "hw_gemm")
-        return self.out if self.out is not None else self.acc
-
-
-class HwConv(_HwCall):
-    """NHWC conv2d, weights [O, KH, KW, I] packed once; call it to run."""
-
-    def __init__(self, x, w, *, padding=(0, 0, 0, 0), stride=(1, 1), x_zero_point=0, bias=None, accum=AccumSpec(),
-                 requant=None, n_threads=1, want_acc=None, pack=True):
-        bsz, h, wd, c = x.shape
-        o, kh, kw, _ = w.shape
-        oh = (h + padding[0] + padding[2] - kh) // stride[0] + 1
-        ow = (wd + padding[1] + padding[3] - kw) // stride[1] + 1
-        super().__init__(accum, requant, (bsz, oh, ow, o), requant is None if want_acc is None else want_acc)
-        args = self.args = ffi.new("hw_conv2d_args_t *")
-        for name, value in dict(batch=bsz, in_h=h, in_w=wd, in_c=c, out_h=oh, out_w=ow, out_c=o, kernel_h=kh,
-                                kernel_w=kw, stride_h=stride[0], stride_w=stride[1], dilation_h=1, dilation_w=1,
-                                pad_top=padding[0], pad_left=padding[1], pad_bottom=padding[2],
-                                pad_right=padding[3], groups=1, x_zero_point=x_zero_point,
-                                n_threads=n_threads).items():
-            setattr(args, name, value)
-        args.x_dtype, args.w_dtype = nk.OPERAND_DTYPES[x.dtype], nk.OPERAND_DTYPES[w.dtype]
-        args.x, args.w = _ptr(x, "const void *"), _ptr(w, "const void *")
-        if bias is not None:
-            bias = np.ascontiguousarray(bias, dtype=np.int64)
-            args.bias = _ptr(bias, "const int64_t *")
-        self.keep += [x, w, bias]
-        if pack:
-            check_status(lib.hw_pack_conv2d_w(args, self.spec, self.handle), "hw_pack_conv2d_w")
-            args.packed_w = self.handle[0]
-
-    def __call__(self):
-        check_status(lib.hw_conv2d(self.args, self.spec, self.rq_ptr, self.out_code, self.out_ptr, self.acc_ptr,
-                                   ffi.NULL), "hw_conv2d")
-        return self.out if self.out is not None else self.acc
+def hw_conv(x, w, *, accum: AccumSpec = AccumSpec(), n_threads: int = 1, **kwargs) -> Callable[[], np.ndarray]:
+    """Likewise for ``hwsim.kernels.conv2d``; grouped / depthwise weights are
+    passed unpacked (their paths read the weights in place)."""
+    groups = kwargs.get("groups", 1)
+    weights = pack_weights(w, accum, kwargs.get("w_zero_point", 0)) if groups == 1 else w
+    return lambda: conv2d(x, weights, accum=accum, n_threads=n_threads, **kwargs)
 
 
 # ---------------------------------------------------------------- one benchmark row
@@ -256,6 +182,8 @@ class Case:
     ``hwsim(threads)`` and ``peer(threads)`` each return a zero-argument callable that
     runs once and returns its result; ``same(hwsim_result, peer_result)`` says whether
     the two agree (None when they are not meant to be compared bit for bit).
+    The bar is either a ratio hwsim / peer (``bar``) or an absolute speed in
+    GMAC/s per thread (``bar_gmacs``), or neither.
     """
 
     name: str
@@ -265,17 +193,65 @@ class Case:
     same: Callable[[np.ndarray, np.ndarray], bool] | None = None
     peer_name: str = "onnxruntime"
     bar: float | None = None          # required hwsim / peer ratio, if the issue sets one
+    bar_gmacs: float | None = None    # required hwsim GMAC/s per thread, if the issue sets one
 
 
-def run_case(case: Case, threads: int) -> dict:
-    """Time both sides, passes interleaved; compare their results first."""
+def run_case(case: Case, threads: int, passes: int = 5) -> dict:
+    """Time both sides, passes interleaved; compare their results first.  The
+    ratio is best hwsim pass against best peer pass; the spread is the range of
+    the per-pass ratios (pass i of hwsim against pass i of the peer)."""
     hw = case.hwsim(threads)
     peer = case.peer(threads)
-    exact = None if case.same is None else bool(case.same(np.array(hw()), np.array(peer())))
-    (t_hw, fast_hw), (t_peer, fast_peer) = best_of_interleaved([hw, peer])
-    close = getattr(hw, "close", None)
-    if close:
-        close()
+    result = np.array(hw())
+    exact = None if case.same is None else bool(case.same(result, np.array(peer())))
+    (t_hw, fast_hw, m_hw), (t_peer, fast_peer, m_peer) = best_of_interleaved([hw, peer], passes)
+    per_pass = [p / h for h, p in zip(m_hw, m_peer)]
     return dict(name=case.name, threads=threads, hwsim=gmacs(case.macs, t_hw), peer=gmacs(case.macs, t_peer),
-                ratio=t_peer / t_hw, fastest_ratio=fast_peer / fast_hw, exact=exact, bar=case.bar,
-                peer_name=case.peer_name)
+                ratio=t_peer / t_hw, spread=(min(per_pass), max(per_pass)), fastest_ratio=fast_peer / fast_hw,
+                exact=exact, peer_name=case.peer_name, result=result)
+
+
+def _verdict(case: Case, r: dict, cores: float) -> tuple[str, bool | None]:
+    """(bar text, passed) -- an absolute bar is GMAC/s per core times ``cores``."""
+    if case.bar is not None:
+        return f"{case.bar:.2f}x", r["ratio"] >= case.bar
+    if case.bar_gmacs is not None:
+        need = case.bar_gmacs * cores
+        return f"{need:.0f}G", r["hwsim"] >= need
+    return "", None
+
+
+def print_table(cases: list[Case], thread_counts, passes: int = 5) -> int:
+    """Run every case for every thread count and print one table; returns the
+    number of rows that missed their bar, disagreed with onnxruntime, or gave
+    other bits with more threads than with the first thread count."""
+    print(f"{'case':48s} {'thr':>3s} {'hwsim':>7s} {'onnxrt':>7s} {'ratio':>6s} {'spread':>11s} {'bar':>6s} "
+          f"{'':4s} {'same':>4s} {'thr-eq':>6s}")
+    failed = 0
+    first: dict[str, np.ndarray] = {}
+    for case in cases:
+        peer_1 = None
+        for threads in thread_counts:
+            r = run_case(case, threads, passes)
+            if threads == 1:
+                peer_1 = r["peer"]
+            # cores this run really had: the peer's own speed-up over 1 thread (the
+            # machine is shared; another job may hold the second core)
+            cores = 1.0 if threads == 1 or peer_1 is None else max(1.0, min(float(threads), r["peer"] / peer_1))
+            bar, passed = _verdict(case, r, cores)
+            verdict = "" if passed is None else ("PASS" if passed else "MISS")
+            same = "-" if r["exact"] is None else ("yes" if r["exact"] else "NO")
+            if case.name not in first:
+                first[case.name] = r["result"]
+                thr_eq = "-"
+            else:
+                thr_eq = "yes" if np.array_equal(first[case.name], r["result"]) else "NO"
+            failed += verdict == "MISS" or same == "NO" or thr_eq == "NO"
+            lo, hi = r["spread"]
+            print(f"{r['name']:48s} {threads:3d} {r['hwsim']:7.1f} {r['peer']:7.1f} {r['ratio']:6.2f} "
+                  f"{lo:5.2f}-{hi:5.2f} {bar:>6s} {verdict:4s} {same:>4s} {thr_eq:>6s}", flush=True)
+    print("GMAC/s from the best of the interleaved passes (each a 7-call median); spread = range of the "
+          "per-pass ratios; bar: x = ratio to onnxruntime, G = GMAC/s (the per-core bar times the cores the run "
+          "had, judged by onnxruntime's own speed-up over 1 thread); same = bits equal onnxruntime's; "
+          "thr-eq = bits equal the first thread count's.")
+    return failed

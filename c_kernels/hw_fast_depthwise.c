@@ -167,8 +167,11 @@ DW_TARGET static void dw_pairs_8bit(const dw_run_t *r, int64_t b, int64_t y, int
 
 /* quad rows: the raw 8-bit x as u8 (s8 + 128) of columns x, x + dw, x + 2dw,
  * x + 3dw in the four bytes of one int32 word per channel (0 past the row,
- * zx for padding), dm = 1.  A tap's a = x - zx (or x) is recovered by the
- * per-channel correction in start_q. */
+ * zx for padding, 0 in lanes past O), dm = 1.  A tap's a = x - zx (or x) is
+ * recovered by the per-channel correction in start_q.  The row is first laid
+ * out once as padded bytes (prow), then each word gathers its bytes straight
+ * from there (VPMOVZXBD loads); with kernel_w = 3 (the common case) the
+ * fourth byte only ever meets a zero weight, so it is left 0. */
 DW_TARGET static void dw_quads_8bit(const dw_run_t *r, int64_t b, int64_t y, int32_t *q, int32_t *col)
 {
     const hw_conv2d_args_t *a = r->a;
@@ -176,32 +179,34 @@ DW_TARGET static void dw_quads_8bit(const dw_run_t *r, int64_t b, int64_t y, int
     const int64_t iy = y - a->pad_top;
     const int row_in = iy >= 0 && iy < a->in_h;
     const uint8_t flip = a->x_dtype == HW_DT_S8 ? 0x80 : 0;
-    const uint8_t *src = (const uint8_t *)a->x + (row_in ? ((b * a->in_h + iy) * a->in_w) * C : 0);
-    const __m512i padv = _mm512_set1_epi32((uint8_t)(a->x_zero_point ^ flip));
-    const __m128i flipv = _mm_set1_epi8((char)flip);
-    const int64_t x0 = a->pad_left, x1 = a->pad_left + a->in_w;   /* inside columns [x0, x1) */
+    const uint8_t padb = (uint8_t)(a->x_zero_point ^ flip);
+    uint8_t *prow = (uint8_t *)(void *)col + (PW + 3 * dw) * 64;
+    if (!row_in) {
+        memset(prow, padb, (size_t)(PW * C));
+    } else {
+        const uint8_t *src = (const uint8_t *)a->x + ((b * a->in_h + iy) * a->in_w) * C;
+        const int64_t left = a->pad_left * C, mid = a->in_w * C;
+        memset(prow, padb, (size_t)left);
+        if (flip == 0)
+            memcpy(prow + left, src, (size_t)mid);
+        else
+            for (int64_t i = 0; i < mid; i++) prow[left + i] = src[i] ^ flip;
+        memset(prow + left + mid, padb, (size_t)(PW * C - left - mid));
+    }
+    memset(prow + PW * C, 0, (size_t)(3 * dw * C));
+    const int64_t step = dw * C;
+    const int four = a->kernel_w != 3;
     for (int64_t o = 0; o < Opad; o += 16) {
         int64_t left = O - o;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
-        __m512i pv = _mm512_maskz_mov_epi32(m, padv);
-        /* pass 1: every column of this row once, as one u8 per int32 lane;
-         * col has PW + 3 * dw entries, zero past the row */
         for (int64_t x = 0; x < PW; x++) {
-            __m512i v = pv;
-            if (row_in && x >= x0 && x < x1) {
-                __m128i raw = _mm_xor_si128(_mm_maskz_loadu_epi8(m, src + (x - x0) * C + o), flipv);
-                v = _mm512_maskz_cvtepu8_epi32(m, raw);
-            }
-            _mm512_storeu_si512((void *)(col + x * 16), v);
-        }
-        for (int64_t x = PW; x < PW + 3 * dw; x++) _mm512_storeu_si512((void *)(col + x * 16), _mm512_setzero_si512());
-        /* pass 2: bytes (x, x + dw, x + 2dw, x + 3dw) of each lane */
-        for (int64_t x = 0; x < PW; x++) {
-            const int32_t *c0 = col + x * 16;
-            __m512i w = _mm512_loadu_si512((const void *)c0);
-            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 16 * dw)), 8));
-            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 32 * dw)), 16));
-            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(c0 + 48 * dw)), 24));
+            const uint8_t *p0 = prow + x * C + o;
+            __m512i w = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p0));
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p0 + step)), 8));
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p0 + 2 * step)), 16));
+            if (four)
+                w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p0 + 3 * step)),
+                                                         24));
             _mm512_storeu_si512((void *)(q + x * Opad + o), w);
         }
     }
@@ -237,19 +242,24 @@ DW_INLINE void dw_q_px(const dw_run_t *r, const int32_t *const *rows, int32_t *a
 
 DW_TARGET static void dw_row_q(const dw_run_t *r, const int32_t *const *rows, int32_t *acc_row, int32_t *ev_row)
 {
+    /* pixels outer, channel vectors inner: the 4 pixels' quads of every tap are
+     * then read as whole contiguous channel runs while they are in L1 (the
+     * kernel's quad rows together exceed L1 for wide layers) */
     const int64_t ow = r->a->out_w;
     const int kw3 = r->a->kernel_w <= 4;   /* one quad per kernel row */
-    for (int64_t cv = 0; cv < r->Opad; cv += 16) {
-        __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
-        int64_t ox = 0;
-        if (kw3) {
-            for (; ox + 4 <= ow; ox += 4) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 1);
-            for (; ox < ow; ox++) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 1);
-        } else {
-            for (; ox + 4 <= ow; ox += 4) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 0);
-            for (; ox < ow; ox++) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 0);
+    int64_t ox = 0;
+    for (; ox + 4 <= ow; ox += 4)
+        for (int64_t cv = 0; cv < r->Opad; cv += 16) {
+            __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
+            if (kw3) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 1);
+            else dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 4, 0);
         }
-    }
+    for (; ox < ow; ox++)
+        for (int64_t cv = 0; cv < r->Opad; cv += 16) {
+            __m512i st = _mm512_loadu_si512((const void *)(r->start_q + cv));
+            if (kw3) dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 1);
+            else dw_q_px(r, rows, acc_row, ev_row, cv, ox, st, 1, 0);
+        }
 }
 
 /* int16 lanes: PX neighbouring output pixels from ox, channels cv .. cv+31.
@@ -632,8 +642,9 @@ int hw_conv2d_fast_depthwise(const hw_conv2d_args_t *args, const hw_accum_spec_t
     int chunks = hw_parallel_chunks(a->batch * a->out_h, a->n_threads);
     int64_t ring = (a->kernel_h - 1) * a->dilation_h + 1;
     int64_t rowlen = PW * Opad, esz = s16 ? 2 : 4;
-    /* conversion area: an int16 row, or the quad builder's 16-lane columns */
-    int64_t conv_bytes = rowlen * 2 + (PW + 3 * a->dilation_w) * 64;
+    /* conversion area: an int16 row, or the quad builder's padded byte row */
+    /* (a multiple of 64 bytes: the int32 acc rows that follow stay aligned) */
+    int64_t conv_bytes = (rowlen * 2 + (PW + 3 * a->dilation_w) * (64 + a->in_c) + 64 + 63) / 64 * 64;
     int64_t thread_bytes = ring * rowlen * esz + ring * (int64_t)sizeof(int64_t) + conv_bytes +
                            2 * a->out_w * Opad * 4;
     thread_bytes = (thread_bytes + 63) / 64 * 64;

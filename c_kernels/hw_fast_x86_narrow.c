@@ -15,6 +15,15 @@
  *     exact and runs on VPDPBUSD (x as u8, the zero point / +128 corrected per
  *     block, exact mod 2^32); otherwise the block is replayed step by step from
  *     the same u8 rows and weight quads, with the clamp after every step.
+ *   The guard's bound: GEMM rows exactly per k; convolutions per tap piece of a
+ *   block, sum_c |a_c| (once per input pixel) times the piece's largest max_n
+ *   |w'| -- looser, never changing a bit (an unproven block is replayed).
+ * Packed weights: hw_pack_gemm_b / hw_pack_conv2d_w with a narrow saturating
+ * spec store w' = w - zw (zero points given at pack time), its range and row
+ * sums, and the panels that spec takes (int16 steps; int32 steps; or the
+ * guarded quads, per-block sums of w' and per-k maxima) in the handle's narrow
+ * part (hw_packed.h); a call with the same shape and zero points borrows them
+ * and computes only its own terms (bias, zero-point corrections, bounds).
  * Saturation makes the summation order part of the result, so the vectors run
  * ACROSS output channels (32 or 16 lanes) and k stays sequential per lane:
  * k = 0, 1, ..., K-1 for GEMM; (ky, kx, ci) with ci fastest for conv, padding
@@ -27,7 +36,19 @@
  */
 #include "hw_dispatch.h"
 
+#include "hw_packed.h"
+
 #if !defined(__x86_64__)
+
+void *hw_narrow_pack(hw_dtype_t dt, const void *w, int64_t n, int64_t k, int64_t ld, const int32_t *zp,
+                     int32_t per_channel, const hw_accum_spec_t *acc, int *nomem)
+{
+    (void)dt; (void)w; (void)n; (void)k; (void)ld; (void)zp; (void)per_channel; (void)acc;
+    *nomem = 0;
+    return NULL;
+}
+
+void hw_narrow_pack_free(void *p) { (void)p; }
 
 int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                         const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
@@ -93,9 +114,11 @@ typedef struct {
     int16_t *start16;       /* and as int16 (S16 kind) */
     /* guarded path (S32 kind only), NULL when off */
     int8_t *wq;             /* [n_panels][K4/4][panel_lanes][4] s8 w' quads */
-    int32_t *qcorr;         /* [n_panels][n_blocks][panel_lanes]: c * sum_{k in block} w' */
-    int64_t *wmax;          /* [K]: max over n of |w'[n, k]| */
+    int32_t *bsum;          /* [n_panels][n_blocks][panel_lanes]: sum_{k in block} w' */
+    int32_t *qcorr;         /* the same times this call's c (mod 2^32) */
+    int32_t *wmax;          /* [K]: max over n of |w'[n, k]| */
     int64_t K4;
+    int own_weights;        /* 0: w, wq, bsum, wmax are borrowed from a packed handle */
 } nw_packed_t;
 
 static inline int nw_panel_nr(const nw_packed_t *pk, int64_t N, int64_t p)
@@ -113,7 +136,8 @@ static inline int nw_tile_rows(int nr, int counting)
     return counting ? count[nr] : plain[nr];
 }
 
-#define NW_ROW_BLOCK 40   /* rows per parallel task */
+#define NW_ROW_BLOCK 48   /* rows per parallel task */
+#define NW_PANEL_GROUP 4  /* panels per parallel task (so few rows still give every thread work) */
 #define NW_GUARD_K 128    /* k steps per guarded block (a multiple of 4) */
 
 /* ---- kernel bodies (inlined with constant MR, NR) ------------------------- */
@@ -332,15 +356,23 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
     const int64_t qstride = (int64_t)NR * 64;
     for (int64_t blk = 0; blk < n_blocks; blk++) {
         const int64_t k0 = blk * NW_GUARD_K, k1 = k0 + NW_GUARD_K < p->K ? k0 + NW_GUARD_K : p->K;
+        /* max_lane |acc| + asum <= hi  <=>  every lane's |acc| <= hi - asum (as
+         * unsigned: |INT32_MIN| = 2^31 exceeds any limit): lane compares, no
+         * horizontal reduction per row */
+        __mmask16 over[8];
         int safe = 1;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
+            const int64_t room = t->hi - asum_rows[r][blk];
+            safe &= room >= 0;
             __m512i m = _mm512_abs_epi32(acc[r][0]);
 #pragma GCC unroll 4
             for (int c = 1; c < NR; c++) m = _mm512_max_epu32(m, _mm512_abs_epi32(acc[r][c]));
-            int64_t bound = (int64_t)_mm512_reduce_max_epu32(m) + asum_rows[r][blk];
-            safe &= bound <= t->hi;
+            over[r] = _mm512_cmpgt_epu32_mask(m, _mm512_set1_epi32((int32_t)(room >= 0 ? room : 0)));
         }
+#pragma GCC unroll 8
+        for (int r = 1; r < MR; r++) over[0] |= over[r];
+        safe &= over[0] == 0;
         if (!safe) {
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++)
@@ -360,8 +392,8 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
             for (int c = 0; c < NR; c++)
                 acc[r][c] = _mm512_sub_epi32(acc[r][c], _mm512_loadu_si512((const void *)(corr + 16 * c)));
         int64_t k = k0;
+        int64_t s = k0 / p->seglen, kk = k0 - s * p->seglen;   /* one division per block */
         while (k < k1) {
-            int64_t s = k / p->seglen, kk = k - s * p->seglen;
             int64_t n = p->seglen - kk;
             if (n > k1 - k) n = k1 - k;
             const uint8_t *a[8];
@@ -382,6 +414,8 @@ NW_INLINE void nw_guarded_body(const nw_tile_args_t *t, const int8_t *wq, const 
                 }
             }
             k += n;
+            s++;        /* the next segment, from its start (or the block is done) */
+            kk = 0;
         }
     }
 #pragma GCC unroll 8
@@ -452,6 +486,7 @@ typedef struct {
     const nw_count_scratch_t *cs; /* NULL: no counters */
     const int64_t *asum;          /* guarded: [M][n_blocks] sum_k |a_mk| * wmax_k, else NULL */
     int64_t n_blocks;
+    int64_t n_rb;                 /* row blocks of NW_ROW_BLOCK rows */
     void *scratch;                /* per thread: tile + ev, 2 * 8 * 64 words of 32 bits */
 } nw_run_t;
 
@@ -535,38 +570,60 @@ NW_TARGET static void nw_task(void *ctx, int64_t begin, int64_t end, int thread_
         cnt = &cnt_storage;
     }
     _Alignas(64) int32_t scratch[3 * 8 * 128];
-    for (int64_t pnl = 0; pnl < run->pk->n_panels; pnl++) {
-        int nr = nw_panel_nr(run->pk, p->N, pnl);
-        int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
-        /* guarded blocks mostly run VPDPBUSD: 6 x 4 accumulators load each
-         * weight vector for 6 rows (the replays spill a little) */
-        if (run->pk->wq != NULL && nr == 4 && !(cnt != NULL && run->counting)) mrmax = 6;
-        int64_t m_end = end * NW_ROW_BLOCK < p->M ? end * NW_ROW_BLOCK : p->M;
-        for (int64_t m0 = begin * NW_ROW_BLOCK; m0 < m_end; m0 += mrmax) {
-            int mr = (int)(m_end - m0 < mrmax ? m_end - m0 : mrmax);
-            nw_tile(run, pnl, m0, mr, cnt, scratch);
+    /* tasks are (panel group, row block), panel group major: a run of tasks
+     * with one panel group is that group's panels over a range of rows */
+    for (int64_t t = begin; t < end;) {
+        const int64_t pg = t / run->n_rb, rb0 = t - pg * run->n_rb;
+        const int64_t rb1 = end - pg * run->n_rb < run->n_rb ? end - pg * run->n_rb : run->n_rb;
+        const int64_t p0 = pg * NW_PANEL_GROUP;
+        const int64_t p1 = p0 + NW_PANEL_GROUP < run->pk->n_panels ? p0 + NW_PANEL_GROUP : run->pk->n_panels;
+        const int64_t m_beg = rb0 * NW_ROW_BLOCK, m_end = rb1 * NW_ROW_BLOCK < p->M ? rb1 * NW_ROW_BLOCK : p->M;
+        for (int64_t pnl = p0; pnl < p1; pnl++) {
+            int nr = nw_panel_nr(run->pk, p->N, pnl);
+            int mrmax = nw_tile_rows(nr, cnt != NULL && run->counting);
+            /* guarded blocks mostly run VPDPBUSD: 6 x 4 accumulators load each
+             * weight vector for 6 rows (the replays spill a little) */
+            if (run->pk->wq != NULL && nr == 4 && !(cnt != NULL && run->counting)) mrmax = 6;
+            for (int64_t m0 = m_beg; m0 < m_end; m0 += mrmax) {
+                int mr = (int)(m_end - m0 < mrmax ? m_end - m0 : mrmax);
+                nw_tile(run, pnl, m0, mr, cnt, scratch);
+            }
         }
+        t = pg * run->n_rb + rb1;
     }
 }
 
 /* ---- preparation ------------------------------------------------------------------ */
 
+/* Frees what this call allocated; parts borrowed from a packed handle stay. */
 static void nw_packed_free(nw_packed_t *pk)
 {
-    free(pk->w);
+    if (pk->own_weights) {
+        free(pk->w);
+        free(pk->wq);
+        free(pk->bsum);
+        free(pk->wmax);
+    }
     free(pk->start);
     free(pk->start32);
     free(pk->start16);
-    free(pk->wq);
     free(pk->qcorr);
-    free(pk->wmax);
     memset(pk, 0, sizeof *pk);
 }
 
-/* Weights w'[n][k] = w - zw[n] as int32 (row-major [N][K]) -> packed panels.
- * Also computes start values.  Returns 0 on allocation failure. */
-NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64_t N, int64_t K, const nw_terms_t *terms,
-                   int step_panels)
+/* Zeroed, 64-byte aligned (free with free()): every zmm load of a panel then
+ * stays inside one cache line -- with malloc's 16-byte alignment each one
+ * straddles two, which costs the guarded GEMM about a fifth of its speed. */
+static void *nw_zalloc64(size_t bytes)
+{
+    size_t padded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, padded ? padded : 64);
+    if (p != NULL) memset(p, 0, padded);
+    return p;
+}
+
+/* Panel geometry of a kernel kind for N channels. */
+static void nw_pack_layout(nw_packed_t *pk, int kind, int64_t N)
 {
     memset(pk, 0, sizeof *pk);
     pk->kind = kind;
@@ -574,20 +631,23 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
     pk->nr_max = 4;
     pk->panel_lanes = (int64_t)pk->vl * pk->nr_max;
     pk->n_panels = (N + pk->panel_lanes - 1) / pk->panel_lanes;
-    size_t esz = kind == NW_KIND_S16 ? 2 : 4;
-    pk->w = step_panels ? calloc((size_t)(pk->n_panels * K * pk->panel_lanes), esz) : NULL;
-    pk->start = (int64_t *)calloc((size_t)(pk->n_panels * pk->panel_lanes), sizeof(int64_t));
-    if ((step_panels && pk->w == NULL) || pk->start == NULL) {
-        nw_packed_free(pk);
-        return 0;
-    }
-    for (int64_t pnl = 0; step_panels && pnl < pk->n_panels; pnl++) {
+    pk->own_weights = 1;
+}
+
+/* Step-kernel panels from w'[n][k] = w - zw[n] as int32 (row-major [N][K]).
+ * Returns 0 on allocation failure. */
+NW_TARGET static int nw_pack_steps(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K)
+{
+    size_t esz = pk->kind == NW_KIND_S16 ? 2 : 4;
+    pk->w = nw_zalloc64((size_t)(pk->n_panels * K * pk->panel_lanes) * esz);
+    if (pk->w == NULL) return 0;
+    for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
         int64_t nl = N - n0 < ts ? N - n0 : ts;
         for (int64_t c = 0; c < nl; c++) {
             const int32_t *src = wd + (n0 + c) * K;
-            if (kind == NW_KIND_S16) {
+            if (pk->kind == NW_KIND_S16) {
                 int16_t *dst = (int16_t *)pk->w + pnl * K * pk->panel_lanes + c;
                 for (int64_t k = 0; k < K; k++) dst[k * ts] = (int16_t)src[k];
             } else {
@@ -596,16 +656,20 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
             }
         }
     }
+    return 1;
+}
+
+/* Starting accumulators of this call (bias, folded zero point). */
+static int nw_pack_starts(nw_packed_t *pk, int64_t N, const nw_terms_t *terms)
+{
+    int64_t ns = pk->n_panels * pk->panel_lanes;
+    pk->start = (int64_t *)calloc((size_t)ns, sizeof(int64_t));
+    pk->start32 = (int32_t *)malloc((size_t)ns * sizeof(int32_t));
+    pk->start16 = (int16_t *)malloc((size_t)ns * sizeof(int16_t));
+    if (pk->start == NULL || pk->start32 == NULL || pk->start16 == NULL) return 0;
     for (int64_t n = 0; n < N; n++) {
         int64_t p = n / pk->panel_lanes, c = n - p * pk->panel_lanes;
         pk->start[p * pk->panel_lanes + c] = nw_start_value(terms, n);
-    }
-    int64_t ns = pk->n_panels * pk->panel_lanes;
-    pk->start32 = (int32_t *)malloc((size_t)ns * sizeof(int32_t));
-    pk->start16 = (int16_t *)malloc((size_t)ns * sizeof(int16_t));
-    if (pk->start32 == NULL || pk->start16 == NULL) {
-        nw_packed_free(pk);
-        return 0;
     }
     for (int64_t i = 0; i < ns; i++) {
         pk->start32[i] = (int32_t)pk->start[i];
@@ -614,19 +678,16 @@ NW_TARGET static int nw_pack(nw_packed_t *pk, int kind, const int32_t *wd, int64
     return 1;
 }
 
-/* Guarded-path data: s8 weight quads, per-block corrections c * sum w', wmax. */
-NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K, int32_t corr_c)
+/* Guarded-path weight data (S32 layout, K % 4 == 0, w' in s8): the s8 weight
+ * quads, the per-block sums of w' and, per k, max over n of |w'|. */
+NW_TARGET static int nw_pack_guard_weights(nw_packed_t *pk, const int32_t *wd, int64_t N, int64_t K)
 {
     int64_t nb = (K + NW_GUARD_K - 1) / NW_GUARD_K;
     pk->K4 = (K + 3) / 4 * 4;
-    pk->wq = (int8_t *)calloc((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes), 1);
-    pk->qcorr = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
-    pk->wmax = (int64_t *)calloc((size_t)K, sizeof(int64_t));
-    int32_t *wmax32 = (int32_t *)calloc((size_t)K, sizeof(int32_t));
-    if (pk->wq == NULL || pk->qcorr == NULL || pk->wmax == NULL || wmax32 == NULL) {
-        free(wmax32);
-        return 0;
-    }
+    pk->wq = (int8_t *)nw_zalloc64((size_t)(pk->n_panels * pk->K4 * pk->panel_lanes));
+    pk->bsum = (int32_t *)calloc((size_t)(pk->n_panels * nb * pk->panel_lanes), sizeof(int32_t));
+    pk->wmax = (int32_t *)calloc((size_t)K, sizeof(int32_t));
+    if (pk->wq == NULL || pk->bsum == NULL || pk->wmax == NULL) return 0;
     for (int64_t pnl = 0; pnl < pk->n_panels; pnl++) {
         int nr = nw_panel_nr(pk, N, pnl);
         int64_t ts = (int64_t)nr * pk->vl, n0 = pnl * pk->panel_lanes;
@@ -642,8 +703,7 @@ NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N
                 int64_t k1 = (b + 1) * NW_GUARD_K < K ? (b + 1) * NW_GUARD_K : K;
                 int32_t sum = 0;   /* |sum| <= 128 * 128 */
                 for (int64_t k = b * NW_GUARD_K; k < k1; k++) sum += src[k];
-                /* exact mod 2^32: the correction is applied in int32 lanes */
-                pk->qcorr[(pnl * nb + b) * pk->panel_lanes + c] = (int32_t)((uint32_t)corr_c * (uint32_t)sum);
+                pk->bsum[(pnl * nb + b) * pk->panel_lanes + c] = sum;
             }
         }
     }
@@ -651,20 +711,216 @@ NW_TARGET static int nw_pack_guard(nw_packed_t *pk, const int32_t *wd, int64_t N
         const int32_t *src = wd + n * K;
         for (int64_t k = 0; k < K; k++) {
             int32_t a = src[k] < 0 ? -src[k] : src[k];
-            wmax32[k] = a > wmax32[k] ? a : wmax32[k];
+            pk->wmax[k] = a > pk->wmax[k] ? a : pk->wmax[k];
         }
     }
-    for (int64_t k = 0; k < K; k++) pk->wmax[k] = wmax32[k];
-    free(wmax32);
+    return 1;
+}
+
+/* This call's block corrections c * sum_{k in block} w' (exact mod 2^32: they
+ * are applied in int32 lanes). */
+static int nw_guard_corr(nw_packed_t *pk, int64_t K, int32_t corr_c)
+{
+    int64_t n = pk->n_panels * ((K + NW_GUARD_K - 1) / NW_GUARD_K) * pk->panel_lanes;
+    pk->qcorr = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    if (pk->qcorr == NULL) return 0;
+    for (int64_t i = 0; i < n; i++) pk->qcorr[i] = (int32_t)((uint32_t)corr_c * (uint32_t)pk->bsum[i]);
+    return 1;
+}
+
+/* ---- packed weights (the narrow part of a hw_packed_t handle) ---------------- */
+
+#define NW_WEIGHTS_MAGIC 0x31544757524e5748ull /* "HWNRWGT1" */
+
+typedef struct {
+    uint64_t magic;
+    hw_dtype_t dt;
+    int64_t N, K;
+    int32_t *zw;              /* [N] zero points folded into w' */
+    nw_range_t wrange;        /* range of w' */
+    int64_t *wsum;            /* [N] sum_k w' */
+    nw_packed_t steps;        /* step-kernel panels (steps.w), or steps.w == NULL */
+    nw_packed_t guard;        /* guarded-path data (guard.wq), or guard.wq == NULL */
+} nw_weights_t;
+
+static void nw_weights_free(nw_weights_t *h)
+{
+    free(h->zw);
+    free(h->wsum);
+    nw_packed_free(&h->steps);
+    nw_packed_free(&h->guard);
+    h->magic = 0;
+    free(h);
+}
+
+/* The handle's narrow part if it was packed for these weights and zero points. */
+static const nw_weights_t *nw_weights_for(const void *handle, hw_dtype_t dt, int64_t N, int64_t K, const int32_t *zp,
+                                          int32_t per_ch)
+{
+    const hw_packed_t *c = hw_packed_handle(handle);
+    const nw_weights_t *h = c ? (const nw_weights_t *)c->narrow : NULL;
+    if (h == NULL || h->magic != NW_WEIGHTS_MAGIC || h->dt != dt || h->N != N || h->K != K) return NULL;
+    for (int64_t n = 0; n < N; n++)
+        if (h->zw[n] != nw_zw(zp, per_ch, n)) return NULL;
+    return h;
+}
+
+/* Guard bounds asum[m][blk] >= sum_{k in blk} |a_mk| * wmax_k, row by row:
+ * exact per k.  |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 *
+ * 128) fits int32 and the inner loop vectorises. */
+NW_TARGET static void nw_row_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum,
+                                    int64_t m_begin, int64_t m_end)
+{
+    const int32_t gc = p->guard_c;
+    for (int64_t m = m_begin; m < m_end; m++) {
+        const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
+        for (int64_t s = 0; s < p->nseg; s++) {
+            const uint8_t *seg = row + p->seg_off[s];
+            const int32_t *wm = wmax + s * p->seglen;
+            int64_t kk = 0;
+            while (kk < p->seglen) {
+                /* the part of this segment inside one guard block */
+                int64_t blk = (s * p->seglen + kk) / NW_GUARD_K;
+                int64_t stop = (blk + 1) * NW_GUARD_K - s * p->seglen;
+                if (stop > p->seglen) stop = p->seglen;
+                int32_t bound = 0;
+                for (int64_t j = kk; j < stop; j++) {
+                    int32_t v = (int32_t)seg[j] - gc;
+                    bound += (v < 0 ? -v : v) * wm[j];
+                }
+                asum[m * n_blocks + blk] += bound;
+                kk = stop;
+            }
+        }
+    }
+}
+
+/* The same bound for a convolution, where every input pixel feeds up to
+ * kernel_h * kernel_w output rows: a tap's piece of a block (channels
+ * [c0, c1) of one tap, inside one block) is bounded by
+ *   sum_{c0 <= c < c1} |a_c| * wmax_(tap, c) <= S(pixel, c0, c1) * max_c wmax_(tap, c)
+ * with S = sum |a_c| computed once per padded pixel and channel range.  A looser
+ * bound than the per-k one (a block it cannot clear is replayed exactly), so
+ * the bits are the same; the cost drops from M * K to one pass over the input
+ * plus M * (pieces) products.  Returns 0 when out of memory. */
+/* The parallel parts of the bounds: phase 0 the pixel sums (conv), phase 1
+ * the rows (conv from the pixel sums; GEMM, pc == NULL, from the rows). Each
+ * task writes only its own pixels / rows. */
+typedef struct {
+    const nw_problem_t *p;
+    const int32_t *wmax;
+    int64_t n_blocks;
+    int64_t *asum;
+    const int64_t *pc;
+    const int32_t *wpiece;
+    int64_t n_pieces;
+    const int64_t *rng;
+    int64_t n_rng;
+    int32_t *sums;
+    int phase;
+} nw_bounds_ctx_t;
+
+NW_TARGET static void nw_bounds_task(void *vctx, int64_t begin, int64_t end, int thread_index)
+{
+    const nw_bounds_ctx_t *c = (const nw_bounds_ctx_t *)vctx;
+    const nw_problem_t *p = c->p;
+    (void)thread_index;
+    if (c->pc == NULL) {
+        nw_row_bounds(p, c->wmax, c->n_blocks, c->asum, begin, end);
+        return;
+    }
+    const int64_t C = p->seglen, n_rng = c->n_rng;
+    if (c->phase == 0) {
+        const int32_t gc = p->guard_c;
+        for (int64_t px = begin; px < end; px++) {
+            const uint8_t *x = p->abuf_u8 + px * C;
+            for (int64_t r = 0; r < n_rng; r++) {
+                int32_t t = 0;
+                for (int64_t ch = c->rng[2 * r]; ch < c->rng[2 * r + 1]; ch++) {
+                    int32_t v = (int32_t)x[ch] - gc;
+                    t += v < 0 ? -v : v;
+                }
+                c->sums[px * n_rng + r] = t;
+            }
+        }
+        return;
+    }
+    for (int64_t m = begin; m < end; m++) {
+        const int32_t *sm = c->sums + (nw_row_offset(p, m) / C) * n_rng;
+        int64_t *am = c->asum + m * c->n_blocks;
+        for (int64_t i = 0; i < c->n_pieces; i++) am[c->pc[5 * i + 3]] += (int64_t)sm[c->pc[5 * i + 1]] * c->wpiece[i];
+    }
+}
+
+NW_TARGET static int nw_conv_bounds(const nw_problem_t *p, const int32_t *wmax, int64_t n_blocks, int64_t *asum,
+                                    int n_threads)
+{
+    const int64_t C = p->seglen;
+    /* pieces (tap s, channels [c0, c1), block): the same for every row */
+    int64_t max_pieces = p->nseg * (C / NW_GUARD_K + 2);
+    int64_t *pc = (int64_t *)malloc((size_t)max_pieces * 5 * sizeof(int64_t));   /* s, c0, c1, blk, range */
+    int64_t *rng = (int64_t *)malloc((size_t)max_pieces * 2 * sizeof(int64_t));  /* distinct [c0, c1) */
+    int32_t *wpiece = (int32_t *)malloc((size_t)max_pieces * sizeof(int32_t));
+    int64_t n_pieces = 0, n_rng = 0;
+    if (pc == NULL || rng == NULL || wpiece == NULL) {
+        free(pc);
+        free(rng);
+        free(wpiece);
+        return 0;
+    }
+    for (int64_t s = 0; s < p->nseg; s++) {
+        for (int64_t c0 = 0; c0 < C;) {
+            int64_t blk = (s * C + c0) / NW_GUARD_K;
+            int64_t c1 = (blk + 1) * NW_GUARD_K - s * C;
+            if (c1 > C) c1 = C;
+            int64_t r = 0;
+            while (r < n_rng && !(rng[2 * r] == c0 && rng[2 * r + 1] == c1)) r++;
+            if (r == n_rng) {
+                rng[2 * r] = c0;
+                rng[2 * r + 1] = c1;
+                n_rng++;
+            }
+            int32_t wm = 0;
+            for (int64_t c = c0; c < c1; c++) wm = wmax[s * C + c] > wm ? wmax[s * C + c] : wm;
+            int64_t *q = pc + 5 * n_pieces;
+            q[0] = s;
+            q[1] = c0;
+            q[2] = c1;
+            q[3] = blk;
+            q[4] = r;
+            wpiece[n_pieces++] = wm;
+            c0 = c1;
+        }
+    }
+    /* S[pixel][range]: a range lies inside one block, so S <= 128 * 255 */
+    const int64_t pixels = (p->M / (p->out_h * p->out_w)) * p->PH * p->PW;
+    int32_t *sums = (int32_t *)malloc((size_t)(pixels * n_rng) * sizeof(int32_t));
+    if (sums == NULL) {
+        free(pc);
+        free(rng);
+        free(wpiece);
+        return 0;
+    }
+    /* per piece: its entry in sums relative to the row's first pixel (the
+     * pieces' table is reused as scratch: column 1 <- that offset) */
+    for (int64_t i = 0; i < n_pieces; i++) pc[5 * i + 1] = (p->seg_off[pc[5 * i]] / C) * n_rng + pc[5 * i + 4];
+    nw_bounds_ctx_t ctx = {p, wmax, n_blocks, asum, pc, wpiece, n_pieces, rng, n_rng, sums, 0};
+    hw_parallel_for(pixels, n_threads, nw_bounds_task, &ctx);   /* pixel sums */
+    ctx.phase = 1;
+    hw_parallel_for(p->M, n_threads, nw_bounds_task, &ctx);     /* rows */
+    free(sums);
+    free(pc);
+    free(rng);
+    free(wpiece);
     return 1;
 }
 
 /* The common part of GEMM and conv once A has been laid out: choose the
  * kernel, pack, run, reduce counters.  Returns 1 when computed, 0 to decline. */
 NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t *wd, nw_range_t wrange,
-                    const hw_accum_spec_t *acc, const int64_t *bias, int32_t fold_zx, int32_t guard_c,
-                    const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out, int64_t *acc_out,
-                    hw_counters_t *counters, int n_threads, int64_t outputs_per_channel)
+                    const nw_weights_t *pre, const hw_accum_spec_t *acc, const int64_t *bias, int32_t fold_zx,
+                    int32_t guard_c, const hw_requant_spec_t *rq, hw_dtype_t out_dtype, void *out,
+                    int64_t *acc_out, hw_counters_t *counters, int n_threads, int64_t outputs_per_channel)
 {
     if (acc->acc_overflow != HW_OVERFLOW_SATURATE || acc->acc_bits < 8 || acc->acc_bits > 31) return 0;
     if (!nw_range_fits(arange, 16) || !nw_range_fits(wrange, 16)) return 0;
@@ -675,67 +931,67 @@ NW_TARGET static int nw_solve(nw_problem_t *p, nw_range_t arange, const int32_t 
     else if (((int64_t)1 << (acc->acc_bits - 1)) + nw_range_absmax(prod) <= INT32_MAX) kind = NW_KIND_S32;
     else return 0;
     if (p->abuf == NULL && kind != NW_KIND_S32) return 0;   /* the guard runs on int32 lanes only */
+    const int guarded = p->abuf_u8 != NULL;
+
+    /* weight data borrowed from the packed handle when it holds what this call needs */
+    const nw_packed_t *have = NULL;
+    if (pre != NULL) {
+        if (guarded && pre->guard.wq != NULL) have = &pre->guard;
+        if (!guarded && pre->steps.w != NULL && pre->steps.kind == kind) have = &pre->steps;
+    }
+    if (have == NULL && wd == NULL) return -1;   /* the caller prepares w' and asks again */
 
     /* the correction (bias, folded zero point) per channel */
-    int64_t *wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
-    if (wsum == NULL) return 0;
-    for (int64_t n = 0; n < p->N; n++) {
-        int64_t sw = 0;
-        for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
-        wsum[n] = sw;
+    int64_t *wsum = NULL;
+    if (pre == NULL || have == NULL) {
+        wsum = (int64_t *)malloc((size_t)p->N * sizeof(int64_t));
+        if (wsum == NULL) return 0;
+        for (int64_t n = 0; n < p->N; n++) {
+            int64_t sw = 0;
+            for (int64_t k = 0; k < p->K; k++) sw += wd[n * p->K + k];
+            wsum[n] = sw;
+        }
     }
     nw_terms_t terms;
-    int ok = nw_terms_init(&terms, acc, fold_zx, wsum, bias, p->N);
+    int ok = nw_terms_init(&terms, acc, fold_zx, wsum != NULL ? wsum : pre->wsum, bias, p->N);
     free(wsum);
     if (!ok) return 0;
     nw_sink_t sink = {&terms, rq, out_dtype, out, acc_out, p->N};
     nw_packed_t pk;
-    if (!nw_pack(&pk, kind, wd, p->N, p->K, &terms, p->abuf != NULL)) {
+    if (have != NULL) {
+        pk = *have;
+        pk.own_weights = 0;
+    } else {
+        nw_pack_layout(&pk, kind, p->N);
+        ok = guarded ? nw_pack_guard_weights(&pk, wd, p->N, p->K) : nw_pack_steps(&pk, wd, p->N, p->K);
+    }
+    ok = ok && nw_pack_starts(&pk, p->N, &terms);
+    if (ok && guarded) ok = nw_guard_corr(&pk, p->K, guard_c);
+    if (!ok) {
+        nw_packed_free(&pk);
         nw_terms_free(&terms);
         return 0;
     }
     nw_run_t run;
     memset(&run, 0, sizeof run);
     int64_t *asum = NULL;
-    if (p->abuf_u8 != NULL) {
-        if (!nw_pack_guard(&pk, wd, p->N, p->K, guard_c)) ok = 0;
+    if (guarded) {
         run.n_blocks = (p->K + NW_GUARD_K - 1) / NW_GUARD_K;
-        asum = ok ? (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t)) : NULL;
+        asum = (int64_t *)calloc((size_t)(p->M * run.n_blocks), sizeof(int64_t));
         if (asum == NULL) ok = 0;
-        /* |a| <= 255 and w' fits s8, so a block's bound (<= 128 * 255 * 128)
-         * fits int32: the inner loop vectorises */
-        int32_t *wmax32 = ok ? (int32_t *)malloc((size_t)p->K * sizeof(int32_t)) : NULL;
-        if (ok && wmax32 == NULL) ok = 0;
-        for (int64_t k = 0; ok && k < p->K; k++) wmax32[k] = (int32_t)pk.wmax[k];
-        const int32_t gc = p->guard_c;
-        for (int64_t m = 0; ok && m < p->M; m++) {
-            const uint8_t *row = p->abuf_u8 + nw_row_offset(p, m);
-            for (int64_t s = 0; s < p->nseg; s++) {
-                const uint8_t *seg = row + p->seg_off[s];
-                const int32_t *wm = wmax32 + s * p->seglen;
-                int64_t kk = 0;
-                while (kk < p->seglen) {
-                    /* the part of this segment inside one guard block */
-                    int64_t blk = (s * p->seglen + kk) / NW_GUARD_K;
-                    int64_t stop = (blk + 1) * NW_GUARD_K - s * p->seglen;
-                    if (stop > p->seglen) stop = p->seglen;
-                    int32_t bound = 0;
-                    for (int64_t j = kk; j < stop; j++) {
-                        int32_t v = (int32_t)seg[j] - gc;
-                        bound += (v < 0 ? -v : v) * wm[j];
-                    }
-                    asum[m * run.n_blocks + blk] += bound;
-                    kk = stop;
-                }
-            }
+        if (ok && p->nseg > 1) {
+            ok = nw_conv_bounds(p, pk.wmax, run.n_blocks, asum, n_threads);
+        } else if (ok) {
+            nw_bounds_ctx_t ctx = {p, pk.wmax, run.n_blocks, asum, NULL, NULL, 0, NULL, 0, NULL, 1};
+            hw_parallel_for(p->M, n_threads, nw_bounds_task, &ctx);
         }
-        free(wmax32);
     }
     nw_epilogue_t epi;
     int epi_ok = ok && nw_epilogue_init(&epi, &sink, pk.n_panels * pk.panel_lanes, 0);
     ok = ok && epi_ok;
     nw_count_scratch_t cs;
-    int64_t tasks = (p->M + NW_ROW_BLOCK - 1) / NW_ROW_BLOCK;
+    run.n_rb = (p->M + NW_ROW_BLOCK - 1) / NW_ROW_BLOCK;
+    int64_t tasks = run.n_rb * ((pk.n_panels + NW_PANEL_GROUP - 1) / NW_PANEL_GROUP);
     int chunks = hw_parallel_chunks(tasks, n_threads);
     int want_counts = counters != NULL;
     if (ok && want_counts && !nw_count_scratch_init(&cs, chunks, p->N)) ok = 0;
@@ -839,10 +1095,14 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     if (args->M < 1 || args->N < 1 || args->K < 1 || args->K > ((int64_t)1 << 24)) return 0;
 
     int64_t M = args->M, N = args->N, K = args->K;
-    nw_range_t wrange;
-    int32_t *wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel,
-                             &wrange);
-    if (wd == NULL) return 0;
+    const nw_weights_t *pre = nw_weights_for(args->packed_b, args->b_dtype, N, K, args->b_zero_point,
+                                             args->b_zp_per_channel);
+    nw_range_t wrange = pre != NULL ? pre->wrange : nw_range_empty();
+    int32_t *wd = NULL;
+    if (pre == NULL) {
+        wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel, &wrange);
+        if (wd == NULL) return 0;
+    }
     if (!nw_range_fits(wrange, 16)) {
         free(wd);
         return 0;
@@ -890,8 +1150,13 @@ int hw_gemm_fast_narrow(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
     /* the exact block sum is sum xu * w' - c * sum w', c = zx (IN_MAC) + 128 (s8) */
     int32_t guard_c = (in_mac ? args->a_zero_point : 0) + u8_add;
     nw_problem_t p = {M, N, K, 1, M, 1, M, K, 1, 1, 1, K, &seg_off, abuf, a_u8, guard_c};
-    int ok = nw_solve(&p, arange, wd, wrange, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype, out,
-                      acc_out, counters, args->n_threads, M);
+    int ok = nw_solve(&p, arange, wd, wrange, pre, acc, args->bias, args->a_zero_point, guard_c, rq, out_dtype,
+                      out, acc_out, counters, args->n_threads, M);
+    if (ok < 0) {   /* the handle lacks this call's format: prepare w' here */
+        wd = nw_weights(args->b_dtype, args->b, N, K, args->ldb, args->b_zero_point, args->b_zp_per_channel, &wrange);
+        ok = wd != NULL && nw_solve(&p, arange, wd, wrange, NULL, acc, args->bias, args->a_zero_point, guard_c, rq,
+                                    out_dtype, out, acc_out, counters, args->n_threads, M) == 1;
+    }
     free(abuf);
     free(abuf_u8);
     free(wd);
@@ -917,9 +1182,13 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     int64_t C = a->in_c, N = a->out_c, K = a->kernel_h * a->kernel_w * C;
     if (K > ((int64_t)1 << 24)) return 0;
 
-    nw_range_t wrange;
-    int32_t *wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
-    if (wd == NULL) return 0;
+    const nw_weights_t *pre = nw_weights_for(a->packed_w, a->w_dtype, N, K, a->w_zero_point, a->w_zp_per_channel);
+    nw_range_t wrange = pre != NULL ? pre->wrange : nw_range_empty();
+    int32_t *wd = NULL;
+    if (pre == NULL) {
+        wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
+        if (wd == NULL) return 0;
+    }
     if (!nw_range_fits(wrange, 16)) {
         free(wd);
         return 0;
@@ -969,7 +1238,10 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
                 memset(d + (a->pad_left + a->in_w) * C, pad_u8, (size_t)(a->pad_right * C));
                 const uint8_t *s8 = (const uint8_t *)src;
                 uint8_t *dd = d + a->pad_left * C;
-                for (int64_t i = 0; i < a->in_w * C; i++) dd[i] = s8[i] ^ flip;
+                if (flip == 0)
+                    memcpy(dd, s8, (size_t)(a->in_w * C));
+                else
+                    for (int64_t i = 0; i < a->in_w * C; i++) dd[i] = s8[i] ^ flip;
                 continue;
             }
             if (!inside) {
@@ -986,13 +1258,73 @@ int hw_conv2d_fast_narrow(const hw_conv2d_args_t *args, const hw_accum_spec_t *a
     int32_t guard_c = (in_mac ? a->x_zero_point : 0) + u8_add;
     nw_problem_t p = {a->batch * a->out_h * a->out_w, N, K, a->out_h, a->out_w, PH, PW, C,
                       a->stride_h, a->stride_w, nseg, C, seg_off, abuf, abuf_u8, guard_c};
-    int ok = nw_solve(&p, arange, wd, wrange, acc, a->bias, a->x_zero_point, guard_c, rq, out_dtype, out, acc_out,
-                      counters, a->n_threads, p.M);
+    int ok = nw_solve(&p, arange, wd, wrange, pre, acc, a->bias, a->x_zero_point, guard_c, rq, out_dtype, out,
+                      acc_out, counters, a->n_threads, p.M);
+    if (ok < 0) {   /* the handle lacks this call's format: prepare w' here */
+        wd = nw_weights(a->w_dtype, a->w, N, K, K, a->w_zero_point, a->w_zp_per_channel, &wrange);
+        ok = wd != NULL && nw_solve(&p, arange, wd, wrange, NULL, acc, a->bias, a->x_zero_point, guard_c, rq,
+                                    out_dtype, out, acc_out, counters, a->n_threads, p.M) == 1;
+    }
     free(abuf);
     free(abuf_u8);
     free(seg_off);
     free(wd);
     return ok;
+}
+
+void *hw_narrow_pack(hw_dtype_t dt, const void *w, int64_t n, int64_t k, int64_t ld, const int32_t *zp,
+                     int32_t per_channel, const hw_accum_spec_t *acc, int *nomem)
+{
+    *nomem = 0;
+    if (!nw_features_ok() || acc == NULL || w == NULL || (zp == NULL && per_channel)) return NULL;
+    if (acc->acc_overflow != HW_OVERFLOW_SATURATE || acc->acc_bits < 8 || acc->acc_bits > 31 || acc->group != 1)
+        return NULL;
+    if (!nw_operand_dtype_ok(dt) || n < 1 || k < 1 || k > ((int64_t)1 << 24) || ld < k) return NULL;
+    nw_weights_t *h = (nw_weights_t *)calloc(1, sizeof(nw_weights_t));
+    if (h == NULL) {
+        *nomem = 1;
+        return NULL;
+    }
+    h->magic = NW_WEIGHTS_MAGIC;
+    h->dt = dt;
+    h->N = n;
+    h->K = k;
+    int32_t *wd = nw_weights(dt, w, n, k, ld, zp, per_channel, &h->wrange);
+    h->zw = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    h->wsum = (int64_t *)malloc((size_t)n * sizeof(int64_t));
+    int ok = wd != NULL && h->zw != NULL && h->wsum != NULL;
+    for (int64_t j = 0; ok && j < n; j++) {
+        int64_t sw = 0;
+        for (int64_t kk = 0; kk < k; kk++) sw += wd[j * k + kk];
+        h->wsum[j] = sw;
+        h->zw[j] = nw_zw(zp, per_channel, j);
+    }
+    /* the formats a call under this spec takes (nw_solve): 16 bits -> int16 step
+     * panels; 17..31 with w' in s8 and K % 4 == 0 -> the guarded data; else int32
+     * step panels.  A call needing another one prepares it itself. */
+    if (ok && nw_range_fits(h->wrange, 16)) {
+        int guard = acc->acc_bits > 16 && h->wrange.lo >= -128 && h->wrange.hi <= 127 && k % 4 == 0;
+        if (guard) {
+            nw_pack_layout(&h->guard, NW_KIND_S32, n);
+            ok = nw_pack_guard_weights(&h->guard, wd, n, k);
+        } else {
+            nw_pack_layout(&h->steps, acc->acc_bits == 16 ? NW_KIND_S16 : NW_KIND_S32, n);
+            ok = nw_pack_steps(&h->steps, wd, n, k);
+        }
+    }
+    free(wd);
+    if (!ok) {
+        nw_weights_free(h);
+        *nomem = 1;
+        return NULL;
+    }
+    return h;
+}
+
+void hw_narrow_pack_free(void *p)
+{
+    nw_weights_t *h = (nw_weights_t *)p;
+    if (h != NULL && h->magic == NW_WEIGHTS_MAGIC) nw_weights_free(h);
 }
 
 #endif

@@ -28,6 +28,9 @@
  * bound cannot clear, grouped conv, depthwise) returns 0 and the portable
  * kernel (or another fast path) runs.
  *
+ * Packing: a call without a usable handle (hw_packed.h) decides whether it
+ * takes the call from a range scan of the weights BEFORE packing them, so a
+ * declined call (e.g. a saturating accumulator no bound clears) costs no copy.
  * Layout: weights are packed once (hw_pack_gemm_b / hw_pack_conv2d_w) into
  * panels of 64 output channels; within a panel, for each k4 = k/4, 256 bytes:
  * four zmm of 16 channels x 4 consecutive k.  Activations are read in place
@@ -59,6 +62,7 @@
 #include <string.h>
 #include "hw_kernels.h"
 #include "hw_dispatch.h"
+#include "hw_packed.h"
 #include "hw_parallel.h"
 #include "hw_fixedpoint.h"
 #include "hw_fast_x86_requant.h"
@@ -177,7 +181,7 @@ static hw_vnni_packed_t *pack_weights(const uint8_t *b, int64_t ldb, int64_t n, 
     return p;
 }
 
-void hw_packed_free(void *packed)
+void hw_vnni_pack_free(void *packed)
 {
     hw_vnni_packed_t *p = (hw_vnni_packed_t *)packed;
     if (!p || p->magic != HW_VNNI_PACK_MAGIC) return;
@@ -194,31 +198,14 @@ static int pack_supported(void)
 #endif
 }
 
-hw_status_t hw_pack_gemm_b(const hw_gemm_args_t *args, const hw_accum_spec_t *acc, void **packed)
+void *hw_vnni_pack(hw_dtype_t dt, const void *b, int64_t ldb, int64_t n, int64_t k, int *nomem)
 {
-    (void)acc;   /* the layout serves every spec this file takes; the call decides */
-    if (!packed) return HW_ERR_ARG;
-    *packed = NULL;
-    if (!args || args->N <= 0 || args->K <= 0 || !args->b || args->ldb < args->K) return HW_ERR_ARG;
-    if ((args->b_dtype != HW_DT_S8 && args->b_dtype != HW_DT_U8) || !pack_supported()) return HW_OK;
-    *packed = pack_weights((const uint8_t *)args->b, args->ldb, args->N, args->K,
-                           args->b_dtype == HW_DT_U8 ? 0x80 : 0);
-    return *packed ? HW_OK : HW_ERR_NOMEM;
-}
-
-hw_status_t hw_pack_conv2d_w(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc, void **packed)
-{
-    (void)acc;
-    if (!packed) return HW_ERR_ARG;
-    *packed = NULL;
-    if (!args || !args->w || args->out_c <= 0 || args->kernel_h <= 0 || args->kernel_w <= 0
-        || args->in_c <= 0 || args->groups <= 0 || args->in_c % args->groups != 0)
-        return HW_ERR_ARG;
-    if ((args->w_dtype != HW_DT_S8 && args->w_dtype != HW_DT_U8) || args->groups != 1 || !pack_supported())
-        return HW_OK;
-    int64_t k = args->kernel_h * args->kernel_w * args->in_c;
-    *packed = pack_weights((const uint8_t *)args->w, k, args->out_c, k, args->w_dtype == HW_DT_U8 ? 0x80 : 0);
-    return *packed ? HW_OK : HW_ERR_NOMEM;
+    *nomem = 0;
+    if ((dt != HW_DT_S8 && dt != HW_DT_U8) || !pack_supported() || !b || n <= 0 || k <= 0 || ldb < k)
+        return NULL;
+    void *p = pack_weights((const uint8_t *)b, ldb, n, k, dt == HW_DT_U8 ? 0x80 : 0);
+    *nomem = p == NULL;
+    return p;
 }
 
 #if !defined(__x86_64__)
@@ -247,7 +234,8 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
  * (then the call packs its own copy). */
 static const hw_vnni_packed_t *packed_handle(const void *h, int64_t n, int64_t k, int32_t flip)
 {
-    const hw_vnni_packed_t *p = (const hw_vnni_packed_t *)h;
+    const hw_packed_t *c = hw_packed_handle(h);
+    const hw_vnni_packed_t *p = c ? (const hw_vnni_packed_t *)c->vnni : NULL;
     if (!p || p->magic != HW_VNNI_PACK_MAGIC || p->n != n || p->k != k || p->wflip != flip) return NULL;
     return p;
 }
@@ -362,8 +350,50 @@ static int classify(const problem_t *p, const hw_accum_spec_t *acc, int32_t wmin
 /* The packed weights for a call (the caller's handle or a fresh copy in *tmp)
  * and, for u8 weights, the shifted zero points zw - 128 in *zw_u8 (n entries)
  * that make the stored w - 128 give the same (w - zw). */
+/* Range of the stored s8 values (w, or w - 128 for u8 weights), as pack_weights
+ * records it in wmin / wmax. */
+static void stored_weight_range(const uint8_t *b, int64_t ldb, int64_t n, int64_t k, uint8_t flip, int32_t *wmin,
+                                int32_t *wmax)
+{
+    int32_t lo = 127, hi = -128;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = b + j * ldb;
+        if (!flip) {
+            const int8_t *r = (const int8_t *)row;
+            int8_t l = 127, h = -128;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = r[kk] < l ? r[kk] : l;
+                h = r[kk] > h ? r[kk] : h;
+            }
+            lo = l < lo ? l : lo;
+            hi = h > hi ? h : hi;
+        } else {
+            uint8_t l = 255, h = 0;
+            for (int64_t kk = 0; kk < k; kk++) {
+                l = row[kk] < l ? row[kk] : l;
+                h = row[kk] > h ? row[kk] : h;
+            }
+            lo = (int32_t)l - 128 < lo ? (int32_t)l - 128 : lo;
+            hi = (int32_t)h - 128 > hi ? (int32_t)h - 128 : hi;
+        }
+    }
+    *wmin = lo;
+    *wmax = hi;
+}
+
+/* 0 when the call asks for events this file cannot count in `mode`. */
+static int counters_countable(const hw_counters_t *counters, int mode, int bounded)
+{
+    if (!counters) return 1;
+    if (counters->acc_events && !bounded) return 0;
+    if (counters->group_events && mode != MODE_EXACT) return 0;
+    return 1;
+}
+
 static const hw_vnni_packed_t *call_weights(const void *w, hw_dtype_t dt, int64_t ldw, const void *handle,
-                                            problem_t *pr, hw_vnni_packed_t **tmp, int32_t **zw_u8)
+                                            problem_t *pr, const hw_accum_spec_t *acc,
+                                            const hw_counters_t *counters, hw_vnni_packed_t **tmp,
+                                            int32_t **zw_u8)
 {
     const int32_t flip = dt == HW_DT_U8 ? 0x80 : 0;
     *tmp = NULL;
@@ -377,6 +407,14 @@ static const hw_vnni_packed_t *call_weights(const void *w, hw_dtype_t dt, int64_
     }
     const hw_vnni_packed_t *pk = packed_handle(handle, pr->n, pr->k, flip);
     if (pk) return pk;
+    /* Decide before packing: a declined call (e.g. a saturating accumulator the
+     * bound cannot clear) must not pay for a copy it never reads.  The range
+     * scan is the only weight pass classify needs, and far cheaper than packing. */
+    int32_t wmin, wmax;
+    stored_weight_range((const uint8_t *)w, ldw, pr->n, pr->k, (uint8_t)flip, &wmin, &wmax);
+    int bounded = 0, wide = 0;
+    int mode = classify(pr, acc, wmin, wmax, hw_active_features(), &bounded, &wide);
+    if (mode == MODE_NONE || !counters_countable(counters, mode, bounded)) return NULL;
     *tmp = pack_weights((const uint8_t *)w, ldw, pr->n, pr->k, (uint8_t)flip);
     return *tmp;
 }
@@ -920,11 +958,7 @@ static int run_job(job_t *j, const problem_t *pr, const hw_accum_spec_t *acc, co
 {
     int bounded = 0, wide = 0;
     int mode = classify(pr, acc, pk->wmin, pk->wmax, hw_active_features(), &bounded, &wide);
-    if (mode == MODE_NONE) return 0;
-    if (counters) {
-        if (counters->acc_events && !bounded) return 0;
-        if (counters->group_events && mode != MODE_EXACT) return 0;
-    }
+    if (mode == MODE_NONE || !counters_countable(counters, mode, bounded)) return 0;
     rq_setup_t rqs;
     if (!rq_setup(&rqs, rq, out_dtype, pk->npad)) return 0;
 
@@ -1029,7 +1063,8 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
                     args->b_zero_point, args->b_zp_per_channel, args->bias};
     hw_vnni_packed_t *tmp;
     int32_t *zw_u8;
-    const hw_vnni_packed_t *pk = call_weights(args->b, args->b_dtype, args->ldb, args->packed_b, &pr, &tmp, &zw_u8);
+    const hw_vnni_packed_t *pk = call_weights(args->b, args->b_dtype, args->ldb, args->packed_b, &pr, acc, counters,
+                                                &tmp, &zw_u8);
     if (!pk) {
         free(zw_u8);
         return 0;
@@ -1048,7 +1083,7 @@ int hw_gemm_fast_vnni(const hw_gemm_args_t *args, const hw_accum_spec_t *acc,
         j.seg_k4 = args->K / 4;
     }
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
-    hw_packed_free(tmp);
+    hw_vnni_pack_free(tmp);
     free(zw_u8);
     return done;
 }
@@ -1118,7 +1153,8 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
                     args->x_zero_point, args->w_zero_point, args->w_zp_per_channel, args->bias};
     hw_vnni_packed_t *tmp;
     int32_t *zw_u8;
-    const hw_vnni_packed_t *pk = call_weights(args->w, args->w_dtype, k, args->packed_w, &pr, &tmp, &zw_u8);
+    const hw_vnni_packed_t *pk = call_weights(args->w, args->w_dtype, k, args->packed_w, &pr, acc, counters,
+                                                &tmp, &zw_u8);
     if (!pk) {
         free(zw_u8);
         return 0;
@@ -1134,7 +1170,7 @@ int hw_conv2d_fast_vnni(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc
     int done = run_job(&j, &pr, acc, rq, out_dtype, out, acc_out, counters, args->n_threads, pk);
     free(padded);
     free(taps);
-    hw_packed_free(tmp);
+    hw_vnni_pack_free(tmp);
     free(zw_u8);
     return done;
 }

@@ -53,7 +53,11 @@ hw_status_t hw_conv2d(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc,
                       int64_t *acc_out, hw_counters_t *counters);
 
 /* Pre-pack weights once per model for the fast paths.  *packed is NULL when no
- * fast path applies (the kernels then read B/W directly).  Free with hw_packed_free. */
+ * fast path applies (the kernels then read B/W directly).  Free with hw_packed_free.
+ * acc: the spec the calls will use (NULL = the int32 accumulator); a narrow
+ * saturating spec also packs the narrow path's formats, with the zero points in
+ * args (b_zero_point / w_zero_point, NULL = 0).  A call whose spec, shape or zero
+ * points differ prepares what it lacks itself: packing never changes a result. */
 hw_status_t hw_pack_gemm_b(const hw_gemm_args_t *args, const hw_accum_spec_t *acc, void **packed);
 hw_status_t hw_pack_conv2d_w(const hw_conv2d_args_t *args, const hw_accum_spec_t *acc, void **packed);
 void hw_packed_free(void *packed);

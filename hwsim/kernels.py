@@ -102,9 +102,17 @@ def _operand(arr, name: str, ndim: int, layout: str) -> np.ndarray:
     return arr
 
 
+_DTYPE_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
+                 for t in (np.int8, np.uint8, np.int16, np.int32)}
+
+
 def _dtype_range(dtype: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
+    # a table: np.iinfo costs microseconds, and every call asks several times
+    rng = _DTYPE_RANGES.get(np.dtype(dtype))
+    if rng is None:
+        info = np.iinfo(dtype)
+        rng = (int(info.min), int(info.max))
+    return rng
 
 
 def _weight_range(w: np.ndarray, weight_bits, name: str) -> tuple[int, int]:
@@ -269,18 +277,37 @@ class PackedWeights:
         return self.weights.shape
 
 
-def pack_weights(w: np.ndarray) -> PackedWeights:
+def pack_weights(w: np.ndarray, accum: AccumSpec | None = None, zero_point=0) -> PackedWeights:
     """Pack constant weights once per layer (onnxruntime pre-packs its initializers too).
 
-    ``w``: [N, K] GEMM weights or [O, KH, KW, I] convolution weights (int8 /
-    uint8 / int16).  Results never depend on packing: a packed call and an
-    unpacked one give the same bits; packing only saves the per-call work.
+    Parameters
+    ----------
+    w : ndarray
+        [N, K] GEMM weights or [O, KH, KW, I] convolution weights (int8 / uint8 /
+        int16).
+    accum : AccumSpec, optional
+        The accumulator the layer will run with.  None (the int32 accumulator)
+        packs the VPDPBUSD layout only; a narrow saturating spec (acc_bits 8..31,
+        saturate, group 1) also packs what the narrow-accumulator path reads:
+        its step-kernel panels or, for 17..31 bits, the guarded path's weight
+        quads and per-block bound data.
+    zero_point : int or sequence of int
+        The weight zero point(s) the layer will be called with (1 or N / O
+        values).  The narrow part stores w - zero_point; a call with other zero
+        points simply prepares its own copy.
+
+    Results never depend on packing: a packed call and an unpacked one give the
+    same bits whatever ``accum`` and ``zero_point`` were; packing only saves the
+    per-call work when they match the call's.
     """
     ndim = w.ndim if isinstance(w, np.ndarray) else 0
     w = _operand(w, "w", 4 if ndim == 4 else 2, "[O, KH, KW, I]" if ndim == 4 else "[N, K]")
+    lo, hi = _dtype_range(w.dtype)
+    zw = _weight_zero_points(zero_point, w.shape[0], lo, hi, "zero_point")
+    spec = None if accum is None else _accum(accum)
     copy = np.array(w, copy=True)
     copy.setflags(write=False)
-    return PackedWeights(copy, _nk.pack_weights(copy))
+    return PackedWeights(copy, _nk.pack_weights(copy, spec, zw))
 
 
 def _unpack(w, name: str):

@@ -10,6 +10,7 @@ No arithmetic here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,15 @@ class NativeResult:
 
 
 def accum_spec(spec: AccumSpec):
-    """A ``hw_accum_spec_t *`` for ``spec``."""
+    """A ``hw_accum_spec_t *`` for ``spec`` (read-only for the kernels: one
+    struct per distinct spec is built once and shared, saving per-call work)."""
     if not isinstance(spec, AccumSpec):
         raise ValueError(f"accum: expected an AccumSpec, got {type(spec).__name__}")
+    return _accum_spec_cached(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _accum_spec_cached(spec: AccumSpec):
     c = ffi.new("hw_accum_spec_t *")
     c.group = spec.group
     c.group_bits = spec.group_bits
@@ -103,28 +110,36 @@ def _bias(bias, n: int):
     return c_array(bias, "bias", np.int64, "const int64_t *", (n,))
 
 
-def pack_weights(w: np.ndarray):
+def pack_weights(w: np.ndarray, accum: AccumSpec | None = None, zero_point: np.ndarray | None = None):
     """Pre-pack constant weights for the fast paths: ``w`` is [N, K] (GEMM) or
-    [O, KH, KW, I] (convolution with groups = 1).  Returns a cffi handle freed
-    by the garbage collector, or ``ffi.NULL`` when no fast path would use one.
-    The packed copy depends only on ``w``'s values and shape."""
+    [O, KH, KW, I] (convolution with groups = 1); ``accum`` the spec the calls
+    will use (None: the int32 accumulator), ``zero_point`` int32 [1] or [N]
+    weight zero points (None: 0).  Returns a cffi handle freed by the garbage
+    collector, or ``ffi.NULL`` when no fast path would use one."""
     code = _operand_code(w, "w")
+    spec = ffi.NULL if accum is None else accum_spec(accum)
+    n = w.shape[0] if w.ndim else 0
+    zp_ptr, zp_per_channel = ffi.NULL, 0
+    if zero_point is not None:
+        zp_ptr, zp_per_channel = _zero_points(zero_point, n, "zero_point")
     if w.ndim == 2:
         args = ffi.new("hw_gemm_args_t *")
         args.N, args.K = w.shape
         args.b_dtype = code
         args.b = c_array(w, "w", w.dtype, "const void *", w.shape)
         args.ldb = w.shape[1]
+        args.b_zero_point, args.b_zp_per_channel = zp_ptr, zp_per_channel
         out = ffi.new("void **")
-        check_status(lib.hw_pack_gemm_b(args, ffi.NULL, out), "hw_pack_gemm_b")
+        check_status(lib.hw_pack_gemm_b(args, spec, out), "hw_pack_gemm_b")
     elif w.ndim == 4:
         args = ffi.new("hw_conv2d_args_t *")
         args.out_c, args.kernel_h, args.kernel_w, args.in_c = w.shape
         args.groups = 1
         args.w_dtype = code
         args.w = c_array(w, "w", w.dtype, "const void *", w.shape)
+        args.w_zero_point, args.w_zp_per_channel = zp_ptr, zp_per_channel
         out = ffi.new("void **")
-        check_status(lib.hw_pack_conv2d_w(args, ffi.NULL, out), "hw_pack_conv2d_w")
+        check_status(lib.hw_pack_conv2d_w(args, spec, out), "hw_pack_conv2d_w")
     else:
         raise ValueError(f"w: expected [N, K] or [O, KH, KW, I] weights, got shape {w.shape}")
     handle = out[0]

@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hwsim.kernels import conv2d, gemm, pack_weights
 from hwsim.numerics.requant_params import RequantParams
+from hwsim.sim.packed import PreparedConv2d, PreparedGemm
 from hwsim.types import AccumSpec, RequantScheme
 
 __all__ = [
@@ -157,16 +158,24 @@ def onnxruntime_u8_requant(x_scale, w_scale, y_scale, y_zp) -> RequantParams:
 
 
 def hw_gemm(a, b, *, accum: AccumSpec = AccumSpec(), n_threads: int = 1, **kwargs) -> Callable[[], np.ndarray]:
-    """A callable running ``hwsim.kernels.gemm`` as a user would: weights packed
-    once for ``accum`` with ``pack_weights`` (as onnxruntime prepacks its
-    initializers), activations and every other argument passed on each call."""
+    """A callable running hwsim's GEMM on ``a``.  With a requantisation stage it is a
+    prepared layer (``hwsim.sim.packed.PreparedGemm``: checks, specs and weight packing
+    once, as ``hwsim.simulate`` runs a model's layers and as onnxruntime prepacks its
+    initializers); without one (raw accumulators) ``hwsim.kernels.gemm`` with weights
+    packed once by ``pack_weights``."""
+    if kwargs.get("requant") is not None:
+        layer = PreparedGemm(b, a_dtype=a.dtype, accum=accum, **kwargs)
+        return lambda: layer(a, n_threads)
     packed = pack_weights(b, accum, kwargs.get("b_zero_point", 0))
     return lambda: gemm(a, packed, accum=accum, n_threads=n_threads, **kwargs)
 
 
 def hw_conv(x, w, *, accum: AccumSpec = AccumSpec(), n_threads: int = 1, **kwargs) -> Callable[[], np.ndarray]:
-    """Likewise for ``hwsim.kernels.conv2d``; grouped / depthwise weights are
-    passed unpacked (their paths read the weights in place)."""
+    """Likewise for convolution (``PreparedConv2d`` with a requantisation stage,
+    else ``hwsim.kernels.conv2d``; grouped / depthwise weights are read in place)."""
+    if kwargs.get("requant") is not None:
+        layer = PreparedConv2d(w, in_c=x.shape[3], x_dtype=x.dtype, accum=accum, **kwargs)
+        return lambda: layer(x, n_threads)
     groups = kwargs.get("groups", 1)
     weights = pack_weights(w, accum, kwargs.get("w_zero_point", 0)) if groups == 1 else w
     return lambda: conv2d(x, weights, accum=accum, n_threads=n_threads, **kwargs)

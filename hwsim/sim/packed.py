@@ -25,6 +25,16 @@ from hwsim.layer_specs import SplitRequant
 __all__ = ["PreparedConv2d", "PreparedGemm"]
 
 
+#: Work below this many multiply-accumulates per extra thread runs on fewer threads: waking a
+#: helper costs tens of microseconds (more on a VM whose second vCPU idles), which small layers
+#: never win back.  Bits never depend on the thread count, so this only changes speed.
+MIN_MACS_PER_THREAD = 8_000_000
+
+
+def _threads_for(macs: int, n_threads: int) -> int:
+    return max(1, min(int(n_threads), macs // MIN_MACS_PER_THREAD + 1))
+
+
 class _Prepared:
     """Shared parts: the validated requantisation, zero points, bias and output dtype."""
 
@@ -103,7 +113,8 @@ class PreparedConv2d(_Prepared):
         a.batch, a.in_h, a.in_w = batch, in_h, in_w
         a.out_h, a.out_w = out.shape[1], out.shape[2]
         a.x = ffi.cast("const void *", ffi.from_buffer(x))
-        a.n_threads = int(n_threads)
+        macs = out.size * kh * kw * (self.in_c // a.groups)
+        a.n_threads = _threads_for(macs, n_threads)
         status = lib.hw_conv2d(a, self.c_accum, self.c_requant, self.out_code,
                                ffi.cast("void *", ffi.from_buffer(out, require_writable=True)), ffi.NULL, ffi.NULL)
         check_status(status, "hw_conv2d")
@@ -148,7 +159,7 @@ class PreparedGemm(_Prepared):
         a = ffi.new("hw_gemm_args_t *", self.args[0])
         a.M = x.shape[0]
         a.a = ffi.cast("const void *", ffi.from_buffer(x))
-        a.n_threads = int(n_threads)
+        a.n_threads = _threads_for(out.size * k, n_threads)
         status = lib.hw_gemm(a, self.c_accum, self.c_requant, self.out_code,
                              ffi.cast("void *", ffi.from_buffer(out, require_writable=True)), ffi.NULL, ffi.NULL)
         check_status(status, "hw_gemm")

@@ -15,7 +15,9 @@
  * a forked child before its pool is rebuilt) runs its chunks inline, in order,
  * with the same ranges and indices.
  */
+#define _GNU_SOURCE   /* sched_getcpu, pthread_setaffinity_np */
 #include <pthread.h>
+#include <sched.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include "hw_parallel.h"
@@ -53,6 +55,10 @@ static struct {
 
 /* Claim the next chunk of job `gen` (*chunks receives its chunk count); -1
  * when none is left or the job is no longer the current one. */
+/* Helper threads and the CPU each was last bound to (-1: not bound); under call_lock. */
+static pthread_t helper_tids[HW_MAX_THREADS];
+static int helper_cpu[HW_MAX_THREADS];
+
 static int claim(uint64_t gen, int *chunks)
 {
     uint64_t s = __atomic_load_n(&pool.state, __ATOMIC_ACQUIRE);
@@ -113,6 +119,30 @@ static void reset_in_child(void)
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(0, 0, reset_in_child); }
 
+/* Keep helpers off the caller's CPU.  A helper woken after it slept may be
+ * placed beside its waker and then spins or works on the caller's core while
+ * another core idles; calls shorter than the scheduler's rebalancing then gain
+ * nothing from it.  Each helper h is bound to the (h+1)-th CPU after the
+ * caller's in the process's allowed set; nothing is bound when the set holds
+ * one CPU or the calls fail. */
+static void place_helpers(int n)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
+    int here = sched_getcpu();
+    if (here < 0) return;
+    int cpu = here;
+    for (int h = 0; h < n; h++) {
+        do cpu = (cpu + 1) % CPU_SETSIZE; while (!CPU_ISSET(cpu, &allowed));
+        if (cpu == here) return;                      /* fewer CPUs than helpers: leave the rest */
+        if (helper_cpu[h] == cpu) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        if (pthread_setaffinity_np(helper_tids[h], sizeof(one), &one) == 0) helper_cpu[h] = cpu;
+    }
+}
+
 int hw_parallel_chunks(int64_t n_tasks, int n_threads)
 {
     if (n_tasks <= 0) return 1;
@@ -148,8 +178,11 @@ int hw_parallel_for(int64_t n_tasks, int n_threads, hw_task_fn fn, void *ctx)
                  && pthread_create(&tid, &attr, helper, 0) == 0;
         pthread_attr_destroy(&attr);
         if (!ok) break;               /* the caller runs whatever the helpers do not */
+        helper_tids[pool.helpers] = tid;
+        helper_cpu[pool.helpers] = -1;
         pool.helpers++;
     }
+    place_helpers(chunks - 1);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n_tasks = n_tasks;

@@ -337,7 +337,7 @@ static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int6
         e->vector = 0;
         return 1;
     }
-    int32_t *mem = (int32_t *)malloc((size_t)npad * 4 * sizeof(int32_t));
+    int32_t *mem = hw_rq_plan_tables(&e->plan, rq, npad);
     if (mem == NULL) {
         free(e->late_corr);
         free(e->late_corr32);
@@ -346,25 +346,6 @@ static inline int nw_epilogue_init(nw_epilogue_t *e, const nw_sink_t *sink, int6
         return 0;
     }
     e->plan_mem = mem;
-    float *scale = (float *)(void *)mem;
-    int32_t *mult = mem + npad, *shl = mem + 2 * npad, *shr = mem + 3 * npad;
-    for (int64_t n = 0; n < npad; n++) {
-        int64_t c = nch > 1 ? (n < nch ? n : 0) : 0;
-        if (kind == RQV_F32) {
-            scale[n] = rq->scale_f32[c];
-            mult[n] = shl[n] = shr[n] = 0;
-        } else {
-            int32_t sh = rq->shift[c];
-            scale[n] = 0.0f;
-            mult[n] = rq->multiplier[c];
-            shl[n] = sh > 0 ? sh : 0;
-            shr[n] = kind == RQV_SINGLE ? 31 - sh : (sh < 0 ? -sh : 0);
-        }
-    }
-    e->plan.scale = scale;
-    e->plan.mult = mult;
-    e->plan.shift_l = shl;
-    e->plan.shift_r = shr;
     return 1;
 }
 

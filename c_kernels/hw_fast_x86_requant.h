@@ -20,6 +20,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "hw_types.h"
 
 #define HW_TGT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -46,6 +47,36 @@ typedef struct {
     int64_t out_min, out_max;
     float f_lo, f_hi;         /* float clamp bounds, exact (|bound| <= 2^24) */
 } hw_rq_plan_t;
+
+/* Expand rq's per-channel parameters into `plan`'s per-column tables (npad
+ * entries: padded columns repeat channel 0), in one malloc'ed block that the
+ * caller frees.  Returns the block, or NULL when out of memory. */
+static inline int32_t *hw_rq_plan_tables(hw_rq_plan_t *plan, const hw_requant_spec_t *rq, int64_t npad)
+{
+    int32_t *mem = (int32_t *)malloc((size_t)npad * 4 * sizeof(int32_t));
+    if (!mem) return NULL;
+    float *scale = (float *)(void *)mem;   /* one block: scale | mult | shift_l | shift_r */
+    int32_t *mult = mem + npad, *shl = mem + 2 * npad, *shr = mem + 3 * npad;
+    const int64_t nch = rq->n_channels;
+    for (int64_t n = 0; n < npad; n++) {
+        int64_t c = nch > 1 ? (n < nch ? n : 0) : 0;
+        if (plan->kind == RQV_F32) {
+            scale[n] = rq->scale_f32[c];
+            mult[n] = shl[n] = shr[n] = 0;
+        } else {
+            int32_t sh = rq->shift[c];
+            scale[n] = 0.0f;
+            mult[n] = rq->multiplier[c];
+            shl[n] = sh > 0 ? sh : 0;
+            shr[n] = plan->kind == RQV_SINGLE ? 31 - sh : (sh < 0 ? -sh : 0);
+        }
+    }
+    plan->scale = scale;
+    plan->mult = mult;
+    plan->shift_l = shl;
+    plan->shift_r = shr;
+    return mem;
+}
 
 /* Fixed-point requantisation of 8 accumulators in 64-bit lanes; columns n..n+7. */
 HW_TGT_AVX512 static inline __m512i hw_rqv_fixed8(const hw_rq_plan_t *p, __m256i acc8, int64_t n)

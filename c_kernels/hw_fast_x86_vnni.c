@@ -481,30 +481,8 @@ static int rq_setup(rq_setup_t *s, const hw_requant_spec_t *rq, hw_dtype_t out_d
     s->v.f_lo = (float)lo;
     s->v.f_hi = (float)hi;
     if (kind == RQV_SCALAR) return 1;
-    size_t bytes = (size_t)npad * 4 * sizeof(int32_t);
-    int32_t *mem = (int32_t *)malloc(bytes);
-    if (!mem) return 0;
-    s->mem = mem;
-    float *scale = (float *)(void *)mem;   /* one block: scale | mult | shift_l | shift_r */
-    int32_t *mult = mem + npad, *shl = mem + 2 * npad, *shr = mem + 3 * npad;
-    for (int64_t n = 0; n < npad; n++) {
-        int64_t c = nch > 1 ? (n < nch ? n : 0) : 0;
-        if (kind == RQV_F32) {
-            scale[n] = rq->scale_f32[c];
-            mult[n] = shl[n] = shr[n] = 0;
-        } else {
-            int32_t sh = rq->shift[c];
-            scale[n] = 0.0f;
-            mult[n] = rq->multiplier[c];
-            shl[n] = sh > 0 ? sh : 0;
-            shr[n] = kind == RQV_SINGLE ? 31 - sh : (sh < 0 ? -sh : 0);
-        }
-    }
-    s->v.scale = scale;
-    s->v.mult = mult;
-    s->v.shift_l = shl;
-    s->v.shift_r = shr;
-    return 1;
+    s->mem = hw_rq_plan_tables(&s->v, rq, npad);
+    return s->mem != NULL;
 }
 
 /* ---- the job: one GEMM-shaped problem over (row panel, column block) tasks ---- */

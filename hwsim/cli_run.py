@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import zipfile
 
 import numpy as np
@@ -102,6 +103,8 @@ def _run(args) -> int:
         if isinstance(exc, UsageError):
             raise
         raise UsageError(f"{args.model}: {exc}") from None
+    for note in result.deviations:
+        print(f"hwsim: note: {note}", file=sys.stderr)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out_path, **result.outputs)
     shapes = ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in result.outputs.items())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,12 +50,17 @@ class SimResult:
         With ``trace``: per integer layer, the narrowings that changed a value
         (``group_events``, ``acc_events``), saturated or wrapped outputs
         (``out_events``) and the largest ``|acc|`` (``max_abs_acc``).
+    deviations : list of str
+        Nodes whose result hwsim cannot promise bit for bit (float ops whose
+        summation order or math library is the engine's own), one message each.
+        Empty when every op is emulated exactly.
     """
 
     outputs: dict
     tensors: dict | None = None
     accumulators: dict | None = None
     counters: dict | None = None
+    deviations: list = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +68,25 @@ class Plan:
     """A graph prepared for one target: (node, run function) per node, in order."""
 
     steps: list
+    deviations: list = field(default_factory=list)
+
+
+#: Float ops whose result depends on the engine's summation order or math library
+#: (MLAS SGEMM, its exp/tanh kernels): hwsim runs them in numpy float32, so after the
+#: next quantize they may differ from the engine by a few LSB.
+_FLOAT_OPS_NOT_EXACT = frozenset({"conv2d", "fully_connected", "matmul", "mean", "avg_pool2d", "softmax",
+                                  "logistic", "tanh", "hard_swish"})
+
+
+def _float_deviations(graph: Graph) -> list:
+    notes = []
+    for node in graph.nodes:
+        if node.op not in _FLOAT_OPS_NOT_EXACT or not node.inputs or not node.inputs[0]:
+            continue
+        if np.dtype(graph.tensor(node.inputs[0]).dtype).kind == "f":
+            notes.append(f"node {node.name!r} ({node.source_op or node.op}) runs in float32 here; the engine's own "
+                         "summation order / math library may differ, so results after it are not guaranteed bit for bit")
+    return notes
 
 
 #: id(graph) -> (weak reference to the graph, {target key: Plan}); entries leave with their graph
@@ -110,7 +134,7 @@ def prepare(graph: Graph, target) -> Plan:
             raise SimulationError(f"node {node.name!r}: unsupported op {node.source_op or node.op!r}; supported: "
                                   f"{', '.join(SUPPORTED_OPS)}")
         steps.append((node, fn(node, ctx)))
-    plan = Plan(steps)
+    plan = Plan(steps, _float_deviations(graph) if graph.kind != "float" else [])
     plans[key] = plan
     return plan
 
@@ -216,7 +240,8 @@ def simulate(graph: Graph, target, inputs: dict, trace: bool = False, n_threads:
             raise SimulationError(f"node {node.name!r} ({node.source_op or node.op}): {exc}") from exc
     outputs = {name: from_ir_layout(graph, env[name]) for name in graph.outputs}
     if not trace:
-        return SimResult(outputs)
-    return SimResult(outputs, tensors=env, accumulators=rctx.accumulators, counters=rctx.counters)
+        return SimResult(outputs, deviations=list(plan.deviations))
+    return SimResult(outputs, tensors=env, accumulators=rctx.accumulators, counters=rctx.counters,
+                     deviations=list(plan.deviations))
 
 

@@ -79,6 +79,7 @@ def test_efficientnet_trace_has_every_layer(quantized_models):
     n_int_layers = sum(1 for n in graph.nodes if n.op in ("conv2d", "fully_connected"))
     assert len(r.counters) == n_int_layers == 50
     assert len(r.accumulators) == n_int_layers
+    assert r.deviations == []          # every op is emulated exactly: nothing left in float
     # the traced run computes the same logits as the plain (prepared, packed) one
     np.testing.assert_array_equal(r.outputs["logits"], hwsim.simulate(graph, "onnxruntime-x86", {"input": x})
                                   .outputs["logits"])

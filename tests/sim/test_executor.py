@@ -182,3 +182,28 @@ def test_plan_cache_leaves_the_graph_copyable_and_follows_clear_cache():
     del twin
     gc.collect()
     assert key not in _PLANS
+
+
+def test_float_ops_in_a_quantized_graph_are_reported_as_deviations():
+    """A conv left in float (as onnxruntime x86 leaves some in s8s8 QDQ models) is named in
+    SimResult.deviations; a fully integer graph has none."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hwsim.graph.onnx_import import convert_model
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("Conv", ["xd", "w"], ["y"], pads=[1, 1, 1, 1], name="float_conv"),
+    ]
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]), helper.make_tensor("z", TensorProto.UINT8, [], [128]),
+             helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.flatten().tolist())]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 5, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    g = convert_model(model, "float_conv.onnx", "onnxruntime-x86")
+    r = hwsim.simulate(g, "onnxruntime-x86", {"x": rng.normal(size=(1, 3, 5, 5)).astype(np.float32)})
+    assert len(r.deviations) == 1 and "float_conv" in r.deviations[0]

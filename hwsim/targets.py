@@ -88,6 +88,7 @@ path and what was expected.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib.resources
 import json
 import os
@@ -1013,6 +1014,15 @@ def load_target(name_or_path: str | os.PathLike) -> TargetProfile:
         if name not in list_targets() and pathlib.Path(name).is_file():
             key, doc = _read_path(pathlib.Path(name), None)
         else:
-            key, doc = _read_builtin(name, None)
+            return _load_builtin(name)
     res = _resolve(key, doc, ())
     return _profile(res, doc.label)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_builtin(name: str) -> TargetProfile:
+    # Built-in profiles ship with the package and never change while it runs, and a
+    # TargetProfile is frozen: parse each once (simulate(g, "name", ...) per image
+    # would otherwise re-read the YAML on every call).  User files are re-read.
+    key, doc = _read_builtin(name, None)
+    return _profile(_resolve(key, doc, ()), doc.label)

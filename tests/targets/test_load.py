@@ -406,3 +406,10 @@ def test_builtin_name_that_is_also_a_file_in_the_cwd_is_the_builtin(tmp_path, mo
 def test_unknown_builtin_name_lists_the_builtins():
     with pytest.raises(TargetError, match="unknown built-in target 'tflite'.*npu-acc16"):
         load_target("tflite")
+
+
+def test_builtin_profiles_are_parsed_once():
+    # simulate(graph, "name", ...) loads the target on every call; a built-in must not be re-read each time
+    from hwsim import targets
+
+    assert targets.load_target("tflm") is targets.load_target("tflm")

@@ -250,6 +250,27 @@ def _split_requantize(res, split: SplitRequant, out_dtype: np.dtype):
     return res
 
 
+def _channel_params(w, n: int, weight_bits, zero_point, zp_name: str, bias, accum, requant, out_dtype, w_name: str):
+    """The per-output-channel arguments shared by gemm, conv2d and the prepared
+    layers, checked: (weight zero points int32, bias int64 or None, AccumSpec,
+    requant, output dtype)."""
+    w_lo, w_hi = _weight_range(w, weight_bits, w_name)
+    zw = _weight_zero_points(zero_point, n, w_lo, w_hi, zp_name)
+    rq = _requant(requant, n)
+    return zw, _bias(bias, n), _accum(accum), rq, _out_dtype(out_dtype, rq)
+
+
+def _run(native, rq, odt, return_accumulators: bool, counters: bool, **kwargs):
+    """Call a ``hwsim._native.kernels`` entry point; a SplitRequant is applied
+    here, to the accumulators, one channel range at a time."""
+    split = rq if isinstance(rq, SplitRequant) else None
+    res = native(requant=None if split else rq, out_dtype=None if split else odt,
+                 want_acc=return_accumulators or rq is None or split is not None, want_counters=counters, **kwargs)
+    if split is not None:
+        res = _split_requantize(res, split, odt)
+    return _result(res, rq, return_accumulators, counters)
+
+
 def _result(res, requant, return_accumulators: bool, counters: bool):
     output = res.output if requant is not None else res.accumulators
     if not return_accumulators and not counters:
@@ -376,22 +397,11 @@ def gemm(
         raise ValueError(f"b: expected shape [N, {a.shape[1]}] (K must match a's), got {b.shape}")
     n = b.shape[0]
     zx = _int(a_zero_point, "a_zero_point", *_dtype_range(a.dtype))
-    w_lo, w_hi = _weight_range(b, weight_bits, "b")
-    zw = _weight_zero_points(b_zero_point, n, w_lo, w_hi, "b_zero_point")
-    bias64 = _bias(bias, n)
-    spec = _accum(accum)
-    rq = _requant(requant, n)
-    odt = _out_dtype(out_dtype, rq)
+    zw, bias64, spec, rq, odt = _channel_params(b, n, weight_bits, b_zero_point, "b_zero_point", bias, accum, requant,
+                                                out_dtype, "b")
     threads = _int(n_threads, "n_threads", 1, 2**31 - 1)
-    split = rq if isinstance(rq, SplitRequant) else None
-    res = _nk.gemm(
-        a, b, a_zero_point=zx, b_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq,
-        out_dtype=None if split else odt, want_acc=return_accumulators or rq is None or split is not None,
-        want_counters=counters, n_threads=threads, packed=packed,
-    )
-    if split is not None:
-        res = _split_requantize(res, split, odt)
-    return _result(res, rq, return_accumulators, counters)
+    return _run(_nk.gemm, rq, odt, return_accumulators, counters, a=a, b=b, a_zero_point=zx, b_zero_point=zw,
+                bias=bias64, accum=spec, n_threads=threads, packed=packed)
 
 
 def conv2d(
@@ -458,20 +468,9 @@ def conv2d(
         )
     out_hw = (span_h // sh + 1, span_w // sw + 1)
     zx = _int(x_zero_point, "x_zero_point", *_dtype_range(x.dtype))
-    w_lo, w_hi = _weight_range(w, weight_bits, "w")
-    zw = _weight_zero_points(w_zero_point, out_c, w_lo, w_hi, "w_zero_point")
-    bias64 = _bias(bias, out_c)
-    spec = _accum(accum)
-    rq = _requant(requant, out_c)
-    odt = _out_dtype(out_dtype, rq)
+    zw, bias64, spec, rq, odt = _channel_params(w, out_c, weight_bits, w_zero_point, "w_zero_point", bias, accum,
+                                                requant, out_dtype, "w")
     threads = _int(n_threads, "n_threads", 1, 2**31 - 1)
-    split = rq if isinstance(rq, SplitRequant) else None
-    res = _nk.conv2d(
-        x, w, stride=(sh, sw), dilation=(dh, dw), padding=pad, groups=g, out_hw=out_hw, x_zero_point=zx,
-        w_zero_point=zw, bias=bias64, accum=spec, requant=None if split else rq, out_dtype=None if split else odt,
-        want_acc=return_accumulators or rq is None or split is not None, want_counters=counters, n_threads=threads,
-        packed=packed,
-    )
-    if split is not None:
-        res = _split_requantize(res, split, odt)
-    return _result(res, rq, return_accumulators, counters)
+    return _run(_nk.conv2d, rq, odt, return_accumulators, counters, x=x, w=w, stride=(sh, sw), dilation=(dh, dw),
+                padding=pad, groups=g, out_hw=out_hw, x_zero_point=zx, w_zero_point=zw, bias=bias64, accum=spec,
+                n_threads=threads, packed=packed)

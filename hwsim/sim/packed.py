@@ -39,14 +39,10 @@ class _Prepared:
     """Shared parts: the validated requantisation, zero points, bias and output dtype."""
 
     def _common(self, w: np.ndarray, n: int, w_zero_point, bias, accum, requant, out_dtype, weight_bits):
-        w_lo, w_hi = kernels._weight_range(w, weight_bits, "w")
-        self.zw = kernels._weight_zero_points(w_zero_point, n, w_lo, w_hi, "w_zero_point")
-        self.bias = kernels._bias(bias, n)
-        self.accum = kernels._accum(accum)
-        self.requant = kernels._requant(requant, n)
+        self.zw, self.bias, self.accum, self.requant, self.out_dtype = kernels._channel_params(
+            w, n, weight_bits, w_zero_point, "w_zero_point", bias, accum, requant, out_dtype, "w")
         if self.requant is None or isinstance(self.requant, SplitRequant):
             raise ValueError("requant: a prepared layer needs one RequantParams stage")
-        self.out_dtype = kernels._out_dtype(out_dtype, self.requant)
         self.out_code = _nk.OUTPUT_DTYPES[self.out_dtype]
         self.c_accum = _nk.accum_spec(self.accum)
         self.c_requant, self._rq_keep = requant_spec(self.requant)

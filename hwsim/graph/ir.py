@@ -132,6 +132,9 @@ class Graph:
     source: str = ""                  # "onnx" or "tflite"
     kind: str = ""                    # "float", "qdq", "qoperator", "tflite"
     path: str = ""                    # the model file, for messages
+    #: the float graph this one was quantized from (set by the quantizers), so reports can compare each
+    #: layer with the float model rather than with the dequantised quantized model
+    float_source: "Graph | None" = field(default=None, repr=False, compare=False)
 
     def tensor(self, name: str) -> Tensor:
         try:

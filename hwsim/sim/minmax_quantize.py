@@ -227,4 +227,4 @@ def minmax_quantize(graph: Graph, target, calibration: dict) -> Graph:
     live = {i for n in nodes for i in n.inputs} | {o for n in nodes for o in n.outputs} | set(graph.inputs)
     tensors = {k: v for k, v in tensors.items() if k in live}
     return Graph(tensors, nodes, list(graph.inputs), list(graph.outputs), model_layout=graph.model_layout,
-                 source=graph.source, kind="minmax", path=graph.path)
+                 source=graph.source, kind="minmax", path=graph.path, float_source=graph)

@@ -14,6 +14,8 @@ Run it (numpy only, about 2 s on one core):
 3. **QAT**: starting from the PTQ model, a few epochs of fine-tuning through the
    same quantizers: the straight-through estimator passes gradients to the
    weights, and LSQ learns the step sizes (``LSQ.backward`` returns both).
+   (The optimiser is Adam, which normalises each parameter's update, so LSQ's
+   gradient scale g = 1/sqrt(N Q_P) matters little here; with plain SGD it does.)
 
 It prints the test accuracy of the three models.  Everything is seeded, so a run
 gives the same numbers every time.
@@ -99,7 +101,7 @@ class Adam:
 
     def __init__(self, slots: list[tuple], lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         self.slots, self.lr, self.b1, self.b2, self.eps = slots, lr, b1, b2, eps
-        self.m = [np.zeros_like(np.asarray(getattr_or_item(c, k), dtype=np.float64)) for c, k in slots]
+        self.m = [np.zeros_like(np.asarray(_get(c, k), dtype=np.float64)) for c, k in slots]
         self.v = [np.zeros_like(m) for m in self.m]
         self.t = 0
 
@@ -110,14 +112,15 @@ class Adam:
             self.v[i] = self.b2 * self.v[i] + (1 - self.b2) * np.square(g)
             mh = self.m[i] / (1 - self.b1 ** self.t)
             vh = self.v[i] / (1 - self.b2 ** self.t)
-            setitem_or_attr(c, k, getattr_or_item(c, k) - self.lr * mh / (np.sqrt(vh) + self.eps))
+            _set(c, k, _get(c, k) - self.lr * mh / (np.sqrt(vh) + self.eps))
 
 
-def getattr_or_item(c, k):
+def _get(c, k):
+    """A parameter slot: a layer's array (dict item) or a quantizer's learned float (attribute)."""
     return c[k] if isinstance(c, dict) else getattr(c, k)
 
 
-def setitem_or_attr(c, k, value) -> None:
+def _set(c, k, value) -> None:
     if isinstance(c, dict):
         c[k] = value
     else:

@@ -281,6 +281,8 @@ def bias_correction_data_free(w_float: np.ndarray, w_quant_deq: np.ndarray, bias
         raise ValueError(f"bias: expected shape ({o},), got {b.shape}")
     eps = wq - w
     ex = np.asarray(expected_input, dtype=np.float64)
+    if not np.all(np.isfinite(ex)):
+        raise ValueError("expected_input: NaN or Inf")
     if w.ndim == 2:
         ex = ex.reshape(-1)
         if ex.shape != (w.shape[1],):
@@ -296,8 +298,6 @@ def bias_correction_data_free(w_float: np.ndarray, w_quant_deq: np.ndarray, bias
         # per output channel: its group's input channels, summed over the kernel taps
         ex_per_out = ex.reshape(groups, cg)[np.arange(o) // og]          # [O, I/groups]
         shift = np.einsum("ohwi,oi->o", eps, ex_per_out)
-    if not np.all(np.isfinite(ex)):
-        raise ValueError("expected_input: NaN or Inf")
     return (b - shift).astype(np.float32)
 
 

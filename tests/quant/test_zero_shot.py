@@ -192,6 +192,8 @@ def test_bias_correction_errors():
         bias_correction_data_free(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="expected_input"):
         bias_correction_data_free(np.zeros((4, 3, 3, 3)), np.zeros((4, 3, 3, 3)), None, np.zeros(5))
+    with pytest.raises(ValueError, match="NaN"):
+        bias_correction_data_free(np.zeros((2, 3)), np.zeros((2, 3)), None, np.array([0.0, np.nan, 1.0]))
 
 
 def test_bias_correction_reduces_mean_output_error_of_a_quantized_conv():

@@ -126,7 +126,7 @@ class PACT:
     bits : int
         k, the output width (unsigned codes 0 .. 2^k - 1).
     alpha : float
-        The initial clip level (> 0); the paper starts at 10 for ReLU networks.
+        The initial clip level (> 0).
     l2 : float
         Weight of the L2 regulariser on alpha (the paper's lambda_alpha).
 

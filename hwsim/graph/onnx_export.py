@@ -50,7 +50,7 @@ import tempfile
 import numpy as np
 
 from hwsim.graph.ir import Graph, Node, Tensor
-from hwsim.graph.layout import TO_NCHW, TO_NHWC
+from hwsim.graph.layout import TO_NCHW, TO_NHWC, order_preserved
 from hwsim.graph.passes import q_domain
 
 __all__ = ["save_model", "to_onnx"]
@@ -272,7 +272,7 @@ class _Exporter:
         from onnx import numpy_helper
 
         name = base if exact_name else self._fresh(base)
-        self.inits[name] = numpy_helper.from_array(np.ascontiguousarray(value), name)
+        self.inits[name] = numpy_helper.from_array(np.array(value, order="C"), name)   # keeps 0-d scalars 0-d
         return name
 
     # ---- layouts -------------------------------------------------------------------------------------------
@@ -466,6 +466,9 @@ class _Exporter:
     # ---- ops -------------------------------------------------------------------------------------------------
     def _generic(self, node: Node) -> None:
         in_layouts, out_layout = self._plan(node)
+        if node.op == "reshape" and self._rank(node.inputs[0]) == 4 and self._current(node.inputs[0]) == _NCHW \
+                and order_preserved(tuple(self.g.tensor(node.inputs[0]).shape[i] for i in TO_NCHW)):
+            in_layouts = [_NCHW]                # C == 1 or H * W == 1: both layouts hold the same element order
         args = []
         for name, layout in zip(node.inputs, in_layouts):
             if not name:

@@ -153,8 +153,10 @@ def _check_exportable(graph: Graph) -> None:
                 raise ValueError(f"{where}tensor {t.name!r} is int32: QDQ ONNX holds 8-bit and 16-bit integer "
                                  "tensors; int32 is allowed only for a conv / fully-connected bias")
         elif dtype not in _EIGHT_BIT and dtype not in _SIXTEEN_BIT:
+            hint = " (a 16x8 TFLite model's int64 bias: ONNX DequantizeLinear takes no int64)" \
+                if dtype == np.int64 else ""
             raise ValueError(f"{where}tensor {t.name!r} is {dtype}: QDQ ONNX holds 8-bit and 16-bit integer tensors "
-                             "(int32 only as a bias)")
+                             f"(int32 only as a conv / fully-connected bias){hint}")
         if q.per_channel and not t.is_constant:
             raise ValueError(f"{where}run-time tensor {t.name!r} is quantized per channel: onnxruntime's integer "
                              "ops take per-tensor activations; only constant weights may be per channel")
@@ -170,8 +172,10 @@ def _write(data: bytes, path: pathlib.Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: file exists; pass overwrite=True to replace it")
     parent = path.parent
-    if not parent.is_dir():
+    if not parent.exists():
         raise FileNotFoundError(f"{path}: cannot write the model: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{path}: cannot write the model: {parent} is not a directory")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:

@@ -36,7 +36,7 @@ export), per-group weights (hwsim groups the flattened (KH, KW, I) reduction
 axes, which ONNX's blocked DequantizeLinear cannot express, and onnxruntime
 runs a blocked DequantizeLinear -> Conv in float anyway), non-uniform (lookup /
 codebook) weights, integer tensors other than 8 and 16 bits (int32 only as a
-conv / fully-connected bias), run-time tensors quantized per channel, and
+constant: a conv / fully-connected bias), run-time tensors quantized per channel, and
 integer tensors without scale and zero point.
 """
 
@@ -122,16 +122,11 @@ def _where(graph: Graph) -> str:
     return f"{graph.path}: " if graph.path else ""
 
 
-def _bias_names(graph: Graph) -> set:
-    return {n.inputs[2] for n in graph.nodes if n.op in _WEIGHTED and len(n.inputs) > 2 and n.inputs[2]}
-
-
 def _check_exportable(graph: Graph) -> None:
     where = _where(graph)
     if not any(t.quant is not None for t in graph.tensors.values()):
         raise ValueError(f"{where}the graph is float (kind {graph.kind or 'float'!r}): there is nothing to export as "
                          "QDQ ONNX; quantize it first (hwsim.quantize, or minmax_quantize)")
-    biases = _bias_names(graph)
     for t in graph.tensors.values():
         if getattr(t, "lookup", None) is not None:
             raise ValueError(f"{where}tensor {t.name!r} holds non-uniform (codebook / lookup) weights: ONNX "
@@ -149,9 +144,10 @@ def _check_exportable(graph: Graph) -> None:
                              "DequantizeLinear (one axis of the OIHW weight) cannot express, and onnxruntime runs a "
                              "blocked DequantizeLinear -> Conv / Gemm in float; use per-channel or per-tensor weights")
         if dtype == np.int32:
-            if not (t.is_constant and t.name in biases):
+            # DequantizeLinear reads int32 (a bias), but no QuantizeLinear produces it
+            if not t.is_constant:
                 raise ValueError(f"{where}tensor {t.name!r} is int32: QDQ ONNX holds 8-bit and 16-bit integer "
-                                 "tensors; int32 is allowed only for a conv / fully-connected bias")
+                                 "tensors; int32 only as a constant (a conv / fully-connected bias)")
         elif dtype not in _EIGHT_BIT and dtype not in _SIXTEEN_BIT:
             hint = " (a 16x8 TFLite model's int64 bias: ONNX DequantizeLinear takes no int64)" \
                 if dtype == np.int64 else ""

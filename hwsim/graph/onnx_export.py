@@ -119,7 +119,7 @@ def to_onnx(graph: Graph):
 # ------------------------------------------------------------------------------------------------
 
 def _where(graph: Graph) -> str:
-    return f"{graph.path}: " if graph.path else ""
+    return f"graph of {graph.path}: " if graph.path else ""
 
 
 def _check_exportable(graph: Graph) -> None:

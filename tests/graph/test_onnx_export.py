@@ -194,7 +194,7 @@ def test_digits_model_bit_exact(tmp_path, digits):
 
 def test_digits_model_structure(tmp_path, digits):
     """Opset 13, node names kept, Relu between Conv and QuantizeLinear, per-channel weights, int32 bias."""
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     _, q, _ = digits
     path = hwsim.save_model(q, tmp_path / "q.onnx")
@@ -205,7 +205,8 @@ def test_digits_model_structure(tmp_path, digits):
         assert node.name in by_name, node.name
     # the importer's transpose before the flatten cancels with NCHW: only the Reshape remains under that name
     assert by_name["flatten"].op_type == "Reshape"
-    assert by_name["conv1/conv"].op_type == "Conv" and list(by_name["conv2_dw/conv"].attribute[2].ints) != []
+    dw = {a.name: helper.get_attribute_value(a) for a in by_name["conv2_dw/conv"].attribute}
+    assert by_name["conv2_dw/conv"].op_type == "Conv" and dw["group"] == 16 and dw["pads"] == [1, 1, 1, 1]
     assert by_name["conv1/conv_Relu"].op_type == "Relu"
     assert by_name["conv1/conv_Relu"].input[0] == by_name["conv1/conv"].output[0]
     assert by_name["conv1/conv_QuantizeLinear"].input[0] == by_name["conv1/conv_Relu"].output[0]
@@ -251,22 +252,37 @@ def test_efficientnet_bit_exact(tmp_path):
     _check_bit_exact(q, tmp_path / "effnet_q.onnx", {"input": crops[5:6]})
 
 
+@pytest.mark.parametrize("options", [{}, {"granularity": "per-tensor", "ptq": ("cle", "bias_correction")}],
+                         ids=["defaults", "per-tensor-cle-bc"])
+def test_hwsim_quantize_graph_bit_exact(tmp_path, digits, options):
+    if not hasattr(hwsim, "quantize"):
+        pytest.skip("hwsim.quantize (the PTQ front-end) is not on this branch")
+    g, _, data = digits
+    q = hwsim.quantize(g, TARGET, {"image": data["x_train"][:32]}, **options)
+    _check_bit_exact(q, tmp_path / "ptq.onnx", {"image": data["x_test"][:64]})
+
+
+def test_per_group_graph_from_hwsim_quantize_refused(tmp_path, digits):
+    if not hasattr(hwsim, "quantize") or "cpu-w4a8-blocked" not in hwsim.list_targets():
+        pytest.skip("hwsim.quantize and the cpu-w4a8-blocked target are not on this branch")
+    g, _, data = digits
+    q = hwsim.quantize(g, "cpu-w4a8-blocked", {"image": data["x_train"][:16]})
+    with pytest.raises(ValueError, match=r"is quantized per group \(group size \d+\)"):
+        hwsim.save_model(q, tmp_path / "w4.onnx")
+    assert not (tmp_path / "w4.onnx").exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # graphs from other sources
 # ------------------------------------------------------------------------------------------------
 
 def test_non_redundant_activation_is_clamped_after_the_integer_op(tmp_path, digits):
     """A Relu whose output zero point is not qmin cuts into the quantized range: it must still be exact."""
-    _, q, data = digits
+    q, data = _copy(digits[1]), digits[2]
     t = q.tensor("conv1.relu__q")
     t.quant = QuantParams(t.quant.scale, np.int64(20))          # codes 0..19 now mean negative values
-    hwsim.sim.executor.clear_cache(q)
     path = tmp_path / "q.onnx"
-    try:
-        _check_bit_exact(q, path, {"image": data["x_test"][:32]})
-    finally:
-        t.quant = QuantParams(t.quant.scale, np.int64(0))
-        hwsim.sim.executor.clear_cache(q)
+    _check_bit_exact(q, path, {"image": data["x_test"][:32]})
     by_name = {n.name: n for n in onnx.load(str(path)).graph.node}
     assert by_name["conv1/conv_QuantizeLinear"].input[0] == by_name["conv1/conv"].output[0]
     assert "conv1/conv_activation_QuantizeLinear" in by_name

@@ -142,6 +142,10 @@ def test_synthetic_graphs_bit_exact(tmp_path, build):
     nodes, inits, shape = build(np.random.default_rng(0))
     q, x = _quantized(tmp_path, nodes, inits, shape)
     _check_bit_exact(q, tmp_path / "q.onnx", x)
+    # the Relu / Clip(0, 6) written between each op and its QuantizeLinear come back as the same fused activation
+    back = {n.name: n for n in hwsim.load_model(tmp_path / "q.onnx").nodes}
+    fused = {n.name: n.attrs["activation"] for n in q.nodes if n.attrs.get("activation") is not None}
+    assert fused and {name: back[name].attrs.get("activation") for name in fused} == fused
 
 
 # one op between two convs, so that minmax_quantize leaves DQ -> op -> Q around it (onnxruntime fuses

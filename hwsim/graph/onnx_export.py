@@ -180,7 +180,7 @@ def _write(data: bytes, path: pathlib.Path, overwrite: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)                 # mkstemp makes 0600; a model file is for others to read too
         os.replace(tmp, path)
     except OSError as exc:
         try:

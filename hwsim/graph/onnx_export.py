@@ -53,7 +53,7 @@ from hwsim.graph.ir import Graph, Node, Tensor
 from hwsim.graph.layout import TO_NCHW, TO_NHWC, order_preserved
 from hwsim.graph.passes import q_domain
 
-__all__ = ["save_model", "to_onnx"]
+__all__ = ["save_model", "to_onnx", "EXPORTED_OPS"]
 
 _NCHW, _PLAIN = "nchw", "plain"
 _EIGHT_BIT = (np.dtype(np.uint8), np.dtype(np.int8))
@@ -62,6 +62,10 @@ _ACTIVATION_OPS = frozenset({"conv2d", "fully_connected", "add", "sub", "mul", "
 _WEIGHTED = frozenset({"conv2d", "fully_connected"})
 _ELEMENTWISE = {"add": "Add", "sub": "Sub", "mul": "Mul"}
 _UNARY = {"logistic": "Sigmoid", "tanh": "Tanh", "hard_swish": "HardSwish", "relu": "Relu"}
+#: IR ops with a QDQ spelling (anything else, e.g. dynamic quantization's ops, is refused up front)
+EXPORTED_OPS = frozenset({"quantize", "dequantize", "requantize", "transpose", "conv2d", "fully_connected", "matmul",
+                          "mean", "avg_pool2d", "max_pool2d", "reshape", "concat", "pad", "softmax", "leaky_relu",
+                          "clip"}) | frozenset(_ELEMENTWISE) | frozenset(_UNARY)
 
 
 def save_model(graph: Graph, path: str | os.PathLike, *, overwrite: bool = False) -> pathlib.Path:
@@ -127,6 +131,12 @@ def _check_exportable(graph: Graph) -> None:
     if not any(t.quant is not None for t in graph.tensors.values()):
         raise ValueError(f"{where}the graph is float (kind {graph.kind or 'float'!r}): there is nothing to export as "
                          "QDQ ONNX; quantize it first (hwsim.quantize, or minmax_quantize)")
+    for node in graph.nodes:
+        if node.op not in EXPORTED_OPS:
+            hint = (" (dynamic quantization: onnxruntime runs it as DynamicQuantizeLinear + MatMulInteger, a "
+                    "QOperator graph, not QDQ)") if node.op in ("dynamic_quantize", "cast") else ""
+            raise ValueError(f"{where}node {node.name!r}: IR op {node.op!r} has no QDQ ONNX form{hint}; "
+                             f"exported ops: {', '.join(sorted(EXPORTED_OPS))}")
     for t in graph.tensors.values():
         if getattr(t, "lookup", None) is not None:
             raise ValueError(f"{where}tensor {t.name!r} holds non-uniform (codebook / lookup) weights: ONNX "

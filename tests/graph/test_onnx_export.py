@@ -429,6 +429,14 @@ def test_wide_activation_refused(tmp_path, digits, dtype):
         hwsim.save_model(q, tmp_path / "w.onnx")
 
 
+def test_op_without_qdq_form_refused(tmp_path, digits):
+    q = _copy(digits[1])
+    node = next(n for n in q.nodes if n.name == "fc")
+    object.__setattr__(node, "op", "dynamic_quantize")      # an IR op of dynamic quantization (QOperator only)
+    with pytest.raises(ValueError, match="node 'fc': IR op 'dynamic_quantize' has no QDQ ONNX form"):
+        hwsim.save_model(q, tmp_path / "d.onnx")
+
+
 def test_integer_tensor_without_quant_refused(tmp_path, digits):
     q = _copy(digits[1])
     q.tensor("conv1.relu__q").quant = None

@@ -164,6 +164,13 @@ def test_float32_combine_in_group_order_by_hand(tmp_path):
     assert res.tensors["x__q"].tolist() == [[255, 255, 255]]
     assert res.accumulators["y__q"].tolist() == [[[128, 128, 128]]]
     assert res.tensors["y__q"].tolist() == [[100]]
+    assert res.counters["layer"] == {"group_events": 0, "acc_events": 0, "out_events": 0, "max_abs_acc": 128}
+    # bias -16777416 makes y = -200: the u8 output saturates at 0, one output event
+    g.tensors["b"].data = np.array([-16777416.0], F32)
+    from hwsim.sim.executor import clear_cache
+    clear_cache(g)
+    res = hwsim.simulate(g, load_target(path), {"x": np.full((1, 3), 128.0, F32)}, trace=True)
+    assert res.tensors["y__q"].tolist() == [[0]] and res.counters["layer"]["out_events"] == 1
 
 
 def test_accuracy_close_to_float_on_a_well_scaled_layer():
@@ -286,3 +293,53 @@ def test_lookup_data_must_equal_table_of_indices(tmp_path):
     g.tensors["w__q"].data[0, 0] ^= 1
     with pytest.raises(SimulationError, match=r"data differs from its lookup table\[indices\]"):
         hwsim.simulate(g, _lookup_target(tmp_path), {"x": np.zeros((2, 12), F32)})
+
+
+# --------------------------------------------------------------------------------------------------
+# The bundled demo model with int4 per-group:32 weights
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_grouped():
+    import hwsim.demo
+    from hwsim.sim.minmax_quantize import minmax_quantize
+
+    from .group_graph import regroup
+
+    digits = hwsim.demo.load_digits()
+    g = hwsim.load_model(hwsim.demo.model_path())
+    q = minmax_quantize(g, "cpu-w4a8-blocked", {"image": digits["x_train"][:64]})
+    return g, regroup(q, QuantFormat(4, symmetric=True), 32), digits
+
+
+def test_demo_model_every_per_group_layer_equals_the_oracle(demo_grouped):
+    _, qg, digits = demo_grouped
+    profile = load_target("cpu-w4a8-blocked")
+    res = hwsim.simulate(qg, profile, {"image": digits["x_test"][:1]}, trace=True)
+    checked = 0
+    for node in qg.nodes:
+        w_t = qg.tensors[node.inputs[1]] if len(node.inputs) > 1 else None
+        if w_t is None or w_t.quant is None or w_t.quant.group_size is None:
+            continue
+        x_t, y_t = qg.tensors[node.inputs[0]], qg.tensors[node.outputs[0]]
+        bias = qg.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+        geometry = node.attrs if node.op == "conv2d" else None
+        x = res.tensors[node.inputs[0]]
+        sem = profile.for_op(node.op)
+        expect = grouped_layer(x if geometry is not None else x.reshape(x.shape[0], -1), w_t.data,
+                               zx=int(x_t.quant.zero_point), sx=x_t.quant.scale, sw=w_t.quant.scale,
+                               zw=w_t.quant.zero_point, group_size=32, bias=bias, sy=y_t.quant.scale,
+                               zy=int(y_t.quant.zero_point), accum=sem.accum, rounding=profile.quantize_rounding,
+                               out_dtype=np.uint8, geometry=geometry, activation=node.attrs.get("activation"))
+        np.testing.assert_array_equal(res.tensors[node.outputs[0]], expect, err_msg=node.name)
+        checked += 1
+    assert checked >= 4          # the 3x3 conv, the 1x1 convs, the stride-2 conv and the FC (not the depthwise)
+
+
+def test_demo_model_int4_per_group_keeps_the_float_top1(demo_grouped):
+    g, qg, digits = demo_grouped
+    x = digits["x_test"][:200]
+    y = hwsim.simulate(qg, "cpu-w4a8-blocked", {"image": x}).outputs["logits"]
+    f = float_reference(g, {"image": x})["logits"]
+    assert (y.argmax(1) == f.argmax(1)).mean() >= 0.95

@@ -198,6 +198,10 @@ def prepare_grouped(node, ctx, op: str, x_t, w_t, y_t, geometry: dict | None, re
         out = quantize_values(y, y_t.quant, out_dtype, rounding)
         out = np.clip(out, lo, hi).astype(out_dtype).reshape(lead + (n_out,))
         if rctx.trace:
-            record(rctx, node, lead, n_out, accs, events)
+            # outputs the output format saturated: the same quantisation into int32 leaves them unclamped
+            wide = quantize_values(y, y_t.quant, np.dtype(np.int32), rounding)
+            info = np.iinfo(out_dtype)
+            saturated = int(np.count_nonzero((wide < info.min) | (wide > info.max)))
+            record(rctx, node, lead, n_out, accs, events, saturated)
         env[y_name] = out
     return run

@@ -143,13 +143,14 @@ def _record(rctx, node, res):
     return res
 
 
-def _record_groups(rctx, node, lead, n_out, accs, counters):
-    """Trace of a per-group layer: accumulators [..., O, G] (one per group), counters summed over groups."""
+def _record_groups(rctx, node, lead, n_out, accs, counters, out_events):
+    """Trace of a per-group layer: accumulators [..., O, G] (one per group), counters summed over groups;
+    ``out_events`` counts outputs that the output format saturated."""
     rctx.accumulators[node.outputs[0]] = np.stack(accs, axis=-1).reshape(tuple(lead) + (n_out, len(accs)))
     rctx.counters[node.name or node.outputs[0]] = {
         "group_events": int(sum(c.group_events.sum() for c in counters)),
         "acc_events": int(sum(c.acc_events.sum() for c in counters)),
-        "out_events": 0,   # the output is quantized from float32 (saturation is not an accumulator event)
+        "out_events": out_events,
         "max_abs_acc": int(max(c.max_abs_acc.max() for c in counters)),
     }
 

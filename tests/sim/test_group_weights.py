@@ -194,6 +194,29 @@ def test_float32_combine_in_group_order_by_hand(tmp_path):
     assert res.tensors["y__q"].tolist() == [[0]] and res.counters["layer"]["out_events"] == 1
 
 
+def test_float32_output_is_the_group_combine_itself(tmp_path):
+    """A per-group layer with a float32 output (MatMulNBits-like): y before quantisation, by hand.
+    x codes 200 (zx 100), weights [[1, -1, 2]] in groups of 2 with scales [0.5, 0.25] (sx 0.01):
+    acc_0 = 100*1 + 100*-1 = 0, acc_1 = 100*2 = 200 -> y = 0*fl32(0.005) + 200*fl32(0.0025) + bias 1.5 = 2.0."""
+    qp = QuantParams(np.array([[0.5, 0.25]], F32), np.zeros((1, 2), np.int64), 0, group_size=2)
+    g = _layer_graph((1, 3), np.uint8, 0.01, 100, np.array([[1, -1, 2]], np.int8), qp, np.array([1.5], F32),
+                     (1, 1), 1.0, 0)
+    # make the layer write the float output directly
+    layer = g.nodes[1]
+    layer.outputs = ["y"]
+    g.nodes = g.nodes[:2]
+    del g.tensors["y__q"]
+    path = tmp_path / "g2.yaml"
+    path.write_text("schema_version: 1\nname: g2\nsummary: groups of two\nbase: cpu-w4a8-blocked\n"
+                    "operands: {weights: {granularity: 'per-group:2'}}\n")
+    two = F32(F32(200) * F32(F32(0.01) * F32(0.25))) + F32(1.5)
+    res = hwsim.simulate(g, load_target(path), {"x": np.full((1, 3), 1.0, F32)}, trace=True)
+    assert res.tensors["x__q"].tolist() == [[200, 200, 200]]
+    assert res.accumulators["y"].tolist() == [[[0, 200]]]
+    assert res.outputs["y"].dtype == np.float32 and res.outputs["y"].tolist() == [[two]]
+    assert abs(float(two) - 2.0) < 1e-6
+
+
 def test_accuracy_close_to_float_on_a_well_scaled_layer():
     """Sanity of the whole path: the per-group layer follows the float layer it came from."""
     rng = np.random.default_rng(3)

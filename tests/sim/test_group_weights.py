@@ -75,9 +75,10 @@ def _layer_graph(x_shape, xq_dtype, sx, zx, codes, qp, bias, y_shape, sy, zy, at
     return Graph(t, nodes, ["x"], ["y"], kind="ptq")
 
 
-def _conv_case(rng, n, h, w, c, o, kh, kw, stride, pad, group_size, wbits, activation=None, dilation=(1, 1)):
+def _conv_case(rng, n, h, w, c, o, kh, kw, stride, pad, group_size, wbits, activation=None, dilation=(1, 1),
+               symmetric=True):
     wf = rng.normal(size=(o, kh, kw, c)).astype(F32)
-    fmt = QuantFormat(wbits, symmetric=True)
+    fmt = QuantFormat(wbits, symmetric=symmetric)
     codes, qp, _ = to_ir_weights(wf, weight_params(wf, fmt, f"per-group:{group_size}"))
     bias = rng.normal(size=o).astype(F32)
     attrs = dict(stride=stride, dilation=dilation, padding=pad, groups=1, activation=activation)
@@ -102,9 +103,10 @@ def _run_and_oracle(graph, profile, x, sx, zx, codes, qp, bias, sy, zy, geometry
 @given(seed=st.integers(0, 2**31 - 1), variant=st.sampled_from(sorted(VARIANTS)), conv=st.booleans(),
        n=st.integers(1, 2), hw=st.integers(1, 4), c=st.integers(1, 6), o=st.integers(1, 4),
        k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1), dilation=st.integers(1, 2),
-       relu=st.booleans(), x_signed=st.booleans())
+       relu=st.booleans(), x_signed=st.booleans(), w_symmetric=st.booleans())
 def test_executor_equals_the_oracle_bit_for_bit(tmp_path_factory, seed, variant, conv, n, hw, c, o, k, stride,
-                                                pad, dilation, relu, x_signed):
+                                                pad, dilation, relu, x_signed, w_symmetric):
+    """Asymmetric weights give each (output channel, group) its own weight zero point."""
     rng = np.random.default_rng(seed)
     profile = _profile(tmp_path_factory.mktemp("t"), variant)
     wfmt = profile.for_op("conv2d").weights
@@ -117,13 +119,13 @@ def test_executor_equals_the_oracle_bit_for_bit(tmp_path_factory, seed, variant,
         kh = max(1, min(k, (hw + 2 * pad - 1) // dilation + 1))      # the dilated kernel fits the padded input
         codes, qp, bias, attrs, y_shape = _conv_case(rng, n, hw, hw, c, o, kh, kh, (stride, stride),
                                                      (pad, pad, pad, pad), g_size, wfmt.bits, activation,
-                                                     (dilation, dilation))
+                                                     (dilation, dilation), w_symmetric)
         x_shape = (n, hw, hw, c)
         geometry = attrs
     else:
         kk = c * hw
         wf = rng.normal(size=(o, kk)).astype(F32)
-        codes, qp, _ = to_ir_weights(wf, weight_params(wf, QuantFormat(wfmt.bits, symmetric=True),
+        codes, qp, _ = to_ir_weights(wf, weight_params(wf, QuantFormat(wfmt.bits, symmetric=w_symmetric),
                                                        f"per-group:{g_size}"))
         bias = rng.normal(size=o).astype(F32)
         attrs, y_shape, x_shape, geometry = {"activation": activation}, (n, o), (n, kk), None

@@ -14,8 +14,15 @@ Conventions (the contract between importers, executors and reports):
   (one output channel per row).  Bias: [O].
 * **Quantisation.**  A quantized tensor has integer ``dtype`` (uint8, int8,
   int16, int32) and ``quant``: real = scale * (q - zero_point), per tensor
-  (axis None) or per channel along ``axis`` (in the IR's layout).  A float
-  tensor has ``quant`` None.
+  (axis None) or per channel along ``axis`` (in the IR's layout), or per
+  group: scale [O, G] with ``axis`` 0 and ``group_size`` N, one scale per
+  output channel and group of N consecutive elements of the flattened
+  reduction axes (conv2d: (KH, KW, I) in that order; see
+  :mod:`hwsim.quant.quantizers`).  A float tensor has ``quant`` None.
+* **Non-uniform weights.**  A constant weight tensor may carry ``lookup``
+  (:class:`WeightLookup`): an integer levels table and per-weight indices;
+  ``data`` holds the executed codes ``table[indices]``.  Only targets that
+  declare a lookup stage (``operands.weights.lookup``) run such weights.
 * **Fused activations** are a clamp of the output in the real domain
   (``Node.attrs["activation"]`` = None or (lo, hi), either bound may be
   +-inf); an integer op applies it as output saturation.
@@ -57,7 +64,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QuantParams", "Tensor", "Node", "Graph", "CANONICAL_OPS"]
+__all__ = ["QuantParams", "WeightLookup", "Tensor", "Node", "Graph", "CANONICAL_OPS"]
 
 CANONICAL_OPS = frozenset({
     "conv2d", "fully_connected", "matmul", "add", "sub", "mul", "mean", "avg_pool2d", "max_pool2d",
@@ -68,18 +75,31 @@ CANONICAL_OPS = frozenset({
 
 @dataclass(frozen=True)
 class QuantParams:
-    """real = scale * (q - zero_point); per tensor (axis None) or per channel along ``axis``."""
+    """real = scale * (q - zero_point); per tensor (axis None), per channel along ``axis``, or per group.
 
-    scale: np.ndarray        # float32, shape [] or [C]
+    Per group (``group_size`` N): scale and zero_point [O, G] with ``axis`` 0;
+    element k of the flattened reduction axes of output channel o uses column
+    k // N (the last group may be short).
+    """
+
+    scale: np.ndarray        # float32, shape [] or [C], or [O, G] per group
     zero_point: np.ndarray   # int64, same shape as scale
     axis: int | None = None
+    group_size: int | None = None
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, dtype=np.float32)
         zp = np.asarray(self.zero_point, dtype=np.int64)
         if zp.shape != scale.shape and zp.size != 1:
             raise ValueError(f"QuantParams: zero_point shape {zp.shape} does not match scale shape {scale.shape}")
-        if scale.ndim > 1:
+        if self.group_size is not None:
+            if isinstance(self.group_size, bool) or not isinstance(self.group_size, (int, np.integer)) \
+                    or self.group_size < 1:
+                raise ValueError(f"QuantParams: group_size must be a positive integer, got {self.group_size!r}")
+            if scale.ndim != 2 or self.axis != 0:
+                raise ValueError(f"QuantParams: per-group scales need shape [O, G] and axis 0, got shape "
+                                 f"{scale.shape} and axis {self.axis}")
+        elif scale.ndim > 1:
             raise ValueError(f"QuantParams: scale must be a scalar or 1-D, got shape {scale.shape}")
         if scale.ndim == 1 and scale.size > 1 and self.axis is None:
             raise ValueError("QuantParams: per-channel scales need an axis")
@@ -92,6 +112,33 @@ class QuantParams:
     def per_channel(self) -> bool:
         return self.scale.ndim == 1 and self.scale.size > 1
 
+    @property
+    def per_group(self) -> bool:
+        return self.group_size is not None
+
+
+@dataclass(frozen=True)
+class WeightLookup:
+    """Non-uniform weights as a lookup stage runs them: ``codes = table[indices]``.
+
+    ``table`` holds the integer levels ([L] per tensor, or [C, L] per channel along
+    ``axis``); ``indices`` (uint8 / uint16) has the weight's shape; ``index_bits``
+    is the width the lookup stage needs (ceil(log2 L), at least 1).
+    """
+
+    table: np.ndarray
+    indices: np.ndarray
+    index_bits: int
+    axis: int | None = None
+
+    def codes(self) -> np.ndarray:
+        """``table[indices]`` (per channel: each channel's own table)."""
+        if self.table.ndim == 1:
+            return self.table[self.indices]
+        moved = np.moveaxis(self.indices, self.axis, 0)
+        flat = np.take_along_axis(self.table, moved.reshape(moved.shape[0], -1).astype(np.int64), axis=1)
+        return np.moveaxis(flat.reshape(moved.shape), 0, self.axis)
+
 
 @dataclass
 class Tensor:
@@ -102,6 +149,7 @@ class Tensor:
     dtype: np.dtype
     quant: QuantParams | None = None
     data: np.ndarray | None = None    # constants only
+    lookup: WeightLookup | None = None  # non-uniform weights: data == lookup.codes()
 
     @property
     def is_constant(self) -> bool:

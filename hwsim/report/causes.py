@@ -510,21 +510,35 @@ def _describe_requant(p, acc: int, c: int) -> str:
 
 
 def _split_requant(layer: _Layer, va, vb, fixed, pa, run_a: NodeRun, pb) -> list:
-    """Split the elements a requantisation swap fixes into exact ties rounded by different rules
-    (``tie_rounding``) and the rest, named after the two schemes; (mask, kind, explanation, why) each."""
+    """Split the elements a requantisation swap fixes by what really parts them, each checked exactly on its
+    accumulator (Python ints / fractions); (mask, kind, explanation, why) per non-empty group:
+
+    * ``tie_rounding``: both pipelines round the same value, an exact .5 tie, by different rules;
+    * ``double_vs_single_rounding``: one side rounds twice and its first rounding (SRDHM) lands exactly on a .5
+      tie that the exact value ``acc * M / 2^(31 - shift)`` is not on (and, between a double- and a
+      single-rounding fixed-point scheme, every other difference too);
+    * otherwise the kind named by the two schemes (``float_vs_fixed_requant``, ``requant_scheme``, ...).
+    """
     ra, rb = va[0], vb[0]
     generic = _scheme_kind(va, vb)
     if run_a.accumulators is None:
         return [(fixed, *generic, "")]
-    y_t = layer.graph.tensor(layer.node.outputs[0])
-    zp = _zp(y_t)
+    zp = _zp(layer.graph.tensor(layer.node.outputs[0]))
     spec_a, spec_b = _layer_requant(layer, pa), _layer_requant(layer, pb)
-    tie = np.zeros_like(fixed)
+    double_side = None
+    if (ra.scheme in _DOUBLE) != (rb.scheme in _DOUBLE):
+        double_side = "A" if ra.scheme in _DOUBLE else "B"
+    tie, double = np.zeros_like(fixed), np.zeros_like(fixed)
     for flat in np.flatnonzero(fixed):
         idx = np.unravel_index(flat, fixed.shape)
         acc, c = int(run_a.accumulators[idx]), int(idx[-1])
-        fa, fb = final_value(acc, *_channel_params(spec_a, c)), final_value(acc, *_channel_params(spec_b, c))
-        tie[idx] = fa == fb and _is_tie(fa)
+        pa_c, pb_c = _channel_params(spec_a, c), _channel_params(spec_b, c)
+        fa, fb = final_value(acc, *pa_c), final_value(acc, *pb_c)
+        if fa == fb and _is_tie(fa):
+            tie[idx] = True
+        elif double_side is not None:
+            params, cc = pa_c if double_side == "A" else pb_c
+            double[idx] = _is_tie(final_value(acc, params, cc)) and not _is_tie(rescaled(acc, params, cc))
 
     def why(idx):
         acc, c = int(run_a.accumulators[idx]), int(idx[-1])
@@ -532,12 +546,21 @@ def _split_requant(layer: _Layer, va, vb, fixed, pa, run_a: NodeRun, pb) -> list
                 f"{int(run_a.output[idx]) - zp}; B computes {_describe_requant(*_with_acc(spec_b, acc, c))} -> "
                 f"{int(layer.b_values[idx])} (values before the output zero point {zp})")
 
+    rest = fixed & ~tie & ~double
+    if generic[0] == "double_vs_single_rounding":
+        double, rest = double | rest, np.zeros_like(fixed)
     parts = []
     if tie.any():
-        rule_a, rule_b = _final_rule(ra), _final_rule(rb)
         parts.append((tie, "tie_rounding", f"the rescaled accumulator sits exactly on a .5 tie and A rounds ties "
-                                           f"{rule_a} while B rounds them {rule_b}", why))
-    rest = fixed & ~tie
+                                           f"{_final_rule(ra)} while B rounds them {_final_rule(rb)}", why))
+    if double.any():
+        d_side = double_side or ("A" if ra.scheme in _DOUBLE else "B")
+        d, o = (ra, rb) if d_side == "A" else (rb, ra)
+        o_side = "B" if d_side == "A" else "A"
+        parts.append((double, "double_vs_single_rounding",
+                      f"{d_side} requantises with {d.scheme.value}, which rounds twice: SRDHM rounds the high product "
+                      f"first, onto a .5 tie the exact value is not on, and the final shift then rounds it "
+                      f"{_final_rule(d)}; {o_side} ({o.scheme.value}) rounds the exact value once", why))
     if rest.any():
         parts.append((rest, *generic, why))
     return parts

@@ -169,7 +169,9 @@ def _tflite_multiplier(d: float) -> tuple[int, int]:     # SEMANTICS 1.3: frexp,
     return (m // 2, e + 1) if m == 1 << 31 else (m, e)
 
 
-def test_float32_vs_q31_requantisation_onnxruntime_vs_tflite():
+def test_onnxruntime_vs_tflite_reference_parts_on_tflites_double_rounding():
+    # MLAS rounds fl32(fl32(acc) * scale) once; LiteRT's reference rounds twice.  Every difference here is either
+    # an exact tie rounded by two rules or a double-rounding case (SRDHM lands on a tie the exact value is not on)
     rng = np.random.default_rng(3)
     s_x, s_w, s_y = F32(0.0213), F32(0.00731), F32(0.0419)
     w = rng.integers(-127, 128, (16, 32)).astype(np.int8)
@@ -178,22 +180,55 @@ def test_float32_vs_q31_requantisation_onnxruntime_vs_tflite():
     acc = (x.reshape(-1, 32).astype(np.int64) @ w.T.astype(np.int64)).reshape(-1).tolist()
     scale = F32(F32(s_x * s_w) / s_y)                                 # MLAS: fl32(fl32(sx * sw) / sy)
     m, shift = _tflite_multiplier(float(s_x) * float(s_w) / float(s_y))
-    n_float = n_tie = 0
+    buckets = {"tie_rounding": 0, "double_vs_single_rounding": 0, "float_vs_fixed_requant": 0}
     for v in acc:
         fa = Fraction(float(F32(v) * scale))                          # float32 product (exact |acc| < 2^24)
         fb = _double_rounding(v, m, shift)
         if _clamp8(_half_even(fa)) != _clamp8(_half_away(fb)):
             if fa == fb and _tie(fa):
-                n_tie += 1
+                buckets["tie_rounding"] += 1
+            elif _tie(fb) and not _tie(Fraction(v * m, 1 << (31 - shift))):
+                buckets["double_vs_single_rounding"] += 1
             else:
-                n_float += 1
-    assert n_float > 0
+                buckets["float_vs_fixed_requant"] += 1
+    assert buckets["double_vs_single_rounding"] > 0
 
     result = diff_targets(g, "onnxruntime-x86", "tflite-reference", {"x": x})
     (layer,) = result.layers
-    assert layer.differ == layer.introduced == n_float + n_tie
-    assert _only(layer, "float_vs_fixed_requant").elements == n_float
-    assert sum(c.elements for c in layer.causes) == n_float + n_tie
+    assert layer.differ == layer.introduced == sum(buckets.values())
+    assert {c.kind: c.elements for c in layer.causes} == {k: n for k, n in buckets.items() if n}
+    assert _only(layer, "double_vs_single_rounding").explanation.startswith("B requantises with double_rounding")
+
+
+def test_float32_vs_q31_requantisation_onnxruntime_vs_single_rounding_litert(tmp_path):
+    # LiteRT built with TFLITE_SINGLE_ROUNDING rounds acc * M / 2^(31 - shift) once, half up; MLAS rounds the
+    # float32 product half to even.  With these scales acc = +-10142 gives fl32 42.50000381 (-> 43) but the
+    # exact 42.49999942 (-> 42): the float32 scale, not a rounding rule, puts them on different sides of .5
+    profile = tmp_path / "single.yaml"
+    profile.write_text("schema_version: 1\nname: litert-single\nsummary: LiteRT reference, single rounding\n"
+                       "base: tflite-reference\nrequantize: {scheme: single_rounding, rounding: half_up}\n")
+    s_x, s_w, s_y = F32(0.02091497741639614), F32(0.006898733787238598), F32(0.03443193808197975)
+    accs = list(range(-16000, 16001, 7)) + [10142, -10142]
+    x0 = np.clip(np.rint(np.array(accs) / 127), -128, 127).astype(np.int64)
+    x = np.stack([x0, np.array(accs) - 127 * x0], axis=-1).astype(np.int8).reshape(1, 1, -1, 2)
+    g = _conv1x1_layers([np.array([[127, 1]], np.int8)], [s_x, (s_w, s_y)])      # acc = 127 * x0 + x1
+    g.tensors["x"].shape, g.tensors["y0"].shape = (None, 1, None, 2), (None, 1, None, 1)
+    scale = F32(F32(s_x * s_w) / s_y)
+    m, shift = _tflite_multiplier(float(s_x) * float(s_w) / float(s_y))
+    n_fixed = n_tie = 0
+    for v in accs:
+        fa, exact = Fraction(float(F32(v) * scale)), Fraction(v * m, 1 << (31 - shift))
+        if _clamp8(_half_even(fa)) != _clamp8(_single_rounding(v, m, shift)):
+            n_tie += fa == exact and _tie(fa)
+            n_fixed += not (fa == exact and _tie(fa))
+    assert n_fixed >= 2
+
+    result = diff_targets(g, "onnxruntime-x86", profile, {"x": x})
+    (layer,) = result.layers
+    assert layer.differ == layer.introduced == n_fixed + n_tie
+    cause = _only(layer, "float_vs_fixed_requant")
+    assert cause.elements == n_fixed and "42.500003815" in cause.example["why"]
+    assert "a float32 scale (float32) and B with a Q31 fixed-point multiplier" in cause.explanation
 
 
 # ---- (d) int16 pair saturation ---------------------------------------------------------------------

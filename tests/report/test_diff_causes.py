@@ -231,6 +231,37 @@ def test_float32_vs_q31_requantisation_onnxruntime_vs_single_rounding_litert(tmp
     assert "a float32 scale (float32) and B with a Q31 fixed-point multiplier" in cause.explanation
 
 
+def test_depthwise_head_channels_round_negative_ties_half_up_on_neon():
+    # LiteRT's NEON depthwise (arm-neon-sdot) rounds the final shift half up for channels 0..7 and keeps the
+    # reference's half-away rounding for the tail channels 8..11 of 12.  d = 0.25 * 0.25 / 1.0 = 2^-4: M = 2^30,
+    # shift -3, so SRDHM gives u = round_half_up(acc / 2) and the value rounded last is u / 8
+    rng = np.random.default_rng(12)
+    c = 12
+    w = rng.integers(-3, 4, (c, 1, 1, 1)).astype(np.int8)
+    x = rng.integers(-128, 128, (4, 3, 3, c)).astype(np.int8)
+    tensors = {"x": Tensor("x", (None, 3, 3, c), np.dtype(np.int8), _qp(0.25)),
+               "w": Tensor("w", w.shape, np.dtype(np.int8), _qp(0.25), w),
+               "y": Tensor("y", (None, 3, 3, c), np.dtype(np.int8), _qp(1.0))}
+    g = Graph(tensors, [Node("conv2d", ["x", "w"], ["y"], {"stride": (1, 1), "dilation": (1, 1),
+                                                          "padding": (0, 0, 0, 0), "groups": c},
+                             name="dw", source_op="DepthwiseConv2D")], ["x"], ["y"], kind="tflite")
+    acc = x.astype(np.int64) * w.reshape(-1).astype(np.int64)
+    expected = 0
+    for idx in np.ndindex(*acc.shape):
+        r = Fraction(_srdhm(int(acc[idx]), 1 << 30), 8)
+        a, b = _half_away(r), math.floor(r + Fraction(1, 2))
+        expected += idx[-1] < 8 and a != b
+    assert expected > 0
+
+    result = diff_targets(g, "tflite-reference", "arm-neon-sdot", {"x": x})
+    (layer,) = result.layers
+    assert layer.differ == layer.introduced == expected
+    cause = _only(layer, "tie_rounding")
+    assert cause.elements == expected and cause.example["index"][-1] < 8 and cause.example["b"] < 0
+    assert cause.b == "srdhm_half_up (half_up), channels past a multiple of 8: double_rounding (half_away)"
+    assert "half away from zero while B rounds them half up" in cause.explanation
+
+
 # ---- (d) int16 pair saturation ---------------------------------------------------------------------
 
 

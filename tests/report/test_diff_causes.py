@@ -327,6 +327,46 @@ def test_accumulator_saturation_npu_acc16_vs_32_bit(tmp_path):
     assert (cause.example["acc_a"], cause.example["acc_b"]) == (sat[i, j], exact[i, j])
 
 
+def test_zero_point_placement_matters_only_through_a_narrow_accumulator(tmp_path):
+    # two 16-bit saturating variants of tflite-reference: A subtracts the input zero point in the MAC, B sums
+    # raw x * w and adds -zx * sum(w) afterwards (SEMANTICS 3.3); with 32-bit accumulators they would agree
+    head = "schema_version: 1\nsummary: a 16-bit saturating LiteRT\nbase: tflite-reference\n"
+    (tmp_path / "in-mac.yaml").write_text(head + "name: acc16-in-mac\nmac: {accumulator: {bits: 16, overflow: "
+                                          "saturate}}\n")
+    (tmp_path / "folded.yaml").write_text(head + "name: acc16-folded\nmac: {accumulator: {bits: 16, overflow: "
+                                          "saturate}, input_zero_point: folded_into_bias}\n")
+    rng = np.random.default_rng(13)
+    zx = -100
+    w = rng.integers(-127, 128, (6, 16)).astype(np.int8)
+    x = rng.integers(-128, 128, (8, 16)).astype(np.int8)
+    g = _fc_graph(w, _qp(2.0 ** -4, zx), _qp(2.0 ** -4), _qp(1.0))    # FC: round_half_away(acc / 256)
+
+    def sat16(v):
+        return max(-32768, min(32767, v))
+
+    def acc(row, col, folded):
+        total = 0
+        for k in range(16):
+            total = sat16(total + (int(x[row, k]) - (0 if folded else zx)) * int(w[col, k]))
+        return sat16(total + sat16(-zx * int(w[col].astype(np.int64).sum()))) if folded else total
+
+    def out(a):
+        return _clamp8(_half_away(Fraction(a, 256)))
+
+    pairs = [(acc(i, j, False), acc(i, j, True)) for i in range(8) for j in range(6)]
+    expected = sum(out(a) != out(b) for a, b in pairs)
+    assert expected > 0
+
+    result = diff_targets(g, tmp_path / "in-mac.yaml", tmp_path / "folded.yaml", {"x": x})
+    (layer,) = result.layers
+    assert layer.differ == layer.introduced == expected
+    cause = _only(layer, "zero_point_placement")
+    assert (cause.stage, cause.elements, cause.a, cause.b) == ("zero_point_placement", expected, "in_mac",
+                                                               "folded_into_bias")
+    i, j = cause.example["index"]
+    assert (cause.example["acc_a"], cause.example["acc_b"]) == pairs[i * 6 + j]
+
+
 # ---- (f) introduced vs propagated ------------------------------------------------------------------
 
 

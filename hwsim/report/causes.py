@@ -124,19 +124,19 @@ def _sem(profile: TargetProfile, key: tuple):
 def _gemm_stages(key: tuple) -> list[Stage]:
     def group_get(p):
         s = _sem(p, key)
-        return (s.input.signed, s.accum.group, s.accum.group_bits, s.accum.group_overflow)
+        return (s.input.signed, s.input.bits, s.accum.group, s.accum.group_bits, s.accum.group_overflow)
 
     def group_put(p, v):
-        signed, group, bits, overflow = v
+        signed, _, group, bits, overflow = v
         sem = _sem(p, key)
         p = _replace_semantics(p, key, input=dataclasses.replace(sem.input, signed=signed))
         return _replace_accum(p, key, group=group, group_bits=bits, group_overflow=overflow)
 
     def group_show(v):
-        signed, group, bits, overflow = v
+        signed, in_bits, group, bits, overflow = v
         what = {1: "one product at a time", 2: "pairs of products", 4: "groups of 4 products"}[group]
-        exact = bits >= 32 or group == 1 and bits >= 17
-        return f"{'s' if signed else 'u'}8 input, {what}" + ("" if exact else f" in a {bits}-bit {overflow.value} register")
+        register = "" if bits == 64 else f" in a {bits}-bit {overflow.value} register"   # 64: the exact default
+        return f"{'s' if signed else 'u'}{in_bits} input, {what}{register}"
 
     def requant_get(p):
         s = _sem(p, key)
@@ -381,7 +381,7 @@ def _refine(layer, stage: str, va, vb, fixed, idx, run_a: NodeRun, run_b: NodeRu
     if stage == "product_group":
         ev_a, ev_b = int(run_a.counters.get("group_events", 0)), int(run_b.counters.get("group_events", 0))
         side, value, events = ("B", vb, ev_b) if ev_b or not ev_a else ("A", va, ev_a)
-        signed, group, bits, overflow = value
+        signed, in_bits, group, bits, overflow = value
         if events and bits < 32:
             kind = "pair_saturation" if overflow is Overflow.SATURATE else "pair_wrap"
             verb = "saturated" if overflow is Overflow.SATURATE else "wrapped"
@@ -390,8 +390,11 @@ def _refine(layer, stage: str, va, vb, fixed, idx, run_a: NodeRun, run_b: NodeRu
                 exact, narrow = (run_a, run_b) if side == "B" else (run_b, run_a)
                 ex = (f"with exact groups the accumulator is {exact.accumulators[idx]}; with {bits}-bit "
                       f"{overflow.value} groups of {group} products it is {narrow.accumulators[idx]}")
-            return (kind, f"{side} sums {'s' if signed else 'u'}8 x s8 products in groups of {group} in a {bits}-bit "
-                          f"{overflow.value} register (e.g. x86 VPMADDUBSW) and {events} group sums {verb}", ex)
+            hint = ""
+            if group == 2 and bits == 16:
+                hint = " (as x86 VPMADDUBSW does)" if overflow is Overflow.SATURATE else " (as ARM SMLAL int16 pairs do)"
+            return (kind, f"{side} sums {'s' if signed else 'u'}{in_bits} x s8 products in groups of {group} in a "
+                          f"{bits}-bit {overflow.value} register{hint} and {events} group sums {verb}", ex)
         return ("product_grouping", "the two targets group the products differently", _acc_text(run_a, run_b, idx))
     if stage == "accumulator":
         ev_a, ev_b = int(run_a.counters.get("acc_events", 0)), int(run_b.counters.get("acc_events", 0))
@@ -405,8 +408,9 @@ def _refine(layer, stage: str, va, vb, fixed, idx, run_a: NodeRun, run_b: NodeRu
                 f"A handles the input zero point {va.value}, B {vb.value}; this changes the result only because a "
                 "narrowing stage (product group or accumulator) overflows differently", _acc_text(run_a, run_b, idx))
     if stage == "bias_placement":
-        return ("bias_placement", f"A adds the bias {'first' if va else 'last'}, B {'first' if vb else 'last'}; a "
-                                  "narrow accumulator then overflows at a different point", _acc_text(run_a, run_b, idx))
+        return ("bias_placement", f"A adds the bias {'first' if va else 'last'}, B {'first' if vb else 'last'}; "
+                                  "a narrow accumulator then overflows at a different point",
+                _acc_text(run_a, run_b, idx))
     if stage == "output_overflow":
         return ("output_overflow", f"out-of-range outputs {va.value} on A and {vb.value} on B", "")
     if stage == "activation_clamp":

@@ -453,7 +453,8 @@ def test_elementwise_add_scheme_is_named():
     (layer,) = diff_targets(g, "onnxruntime-x86", "tflite-reference", inputs).layers
     assert layer.differ == layer.introduced == expected
     cause = _only(layer, "elementwise_scheme")
-    assert cause.elements == expected and (cause.a, cause.b) == ("add: ort_fma_f32", "add: tflite_fixed_point (litert_ref)")
+    assert cause.elements == expected
+    assert (cause.a, cause.b) == ("add: ort_fma_f32", "add: tflite_fixed_point (litert_ref)")
 
 
 def test_threads_do_not_change_the_diff():

@@ -87,6 +87,13 @@ def test_diff_agrees_with_two_simulate_runs_and_json_schema(digits, tmp_path):
     assert set(cause["example"]) >= {"index", "a", "b", "why"}
 
 
+def test_calibration_may_come_in_batches(digits):
+    graph, calib, inputs = digits
+    whole = diff_targets(graph, "onnxruntime-x86", "x86-avx2", inputs, calibration=calib).to_dict()
+    batches = [{"image": calib["image"][:20]}, {"image": calib["image"][20:]}]
+    assert diff_targets(graph, "onnxruntime-x86", "x86-avx2", inputs, calibration=batches).to_dict() == whole
+
+
 def test_float_model_without_calibration_is_refused(digits):
     graph, _, inputs = digits
     with pytest.raises(ValueError, match="give calibration"):

@@ -19,7 +19,6 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     from hwsim import cli_format, cli_run, cli_targets
-    from hwsim import cli_diff
 
     parser = argparse.ArgumentParser(prog="hwsim", description="Bit-accurate quantized inference on target profiles.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
@@ -28,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_format.register(sub)
     cli_targets.register(sub)
     cli_run.register(sub)
-    cli_diff.register(sub)
+    __import__("hwsim.cli_diff").cli_diff.register(sub)   # hwsim diff
     return parser
 
 

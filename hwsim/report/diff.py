@@ -139,6 +139,9 @@ class TargetDiff:
             if main.kind != "quant_params" and len(first.causes) > 1:
                 text += f" (and {len(first.causes) - 1} further cause{'s' if len(first.causes) > 2 else ''})"
         text += "."
+        if first.status == "params_differ":
+            text += (" To see only how the two targets compute, quantize the model once (hwsim quantize MODEL -t "
+                     f"{a}) and diff the quantized model.")
         introduced = [layer for layer in self.layers if layer.status in ("introduced", "introduced+propagated",
                                                                          "params_differ")]
         propagated = [layer for layer in self.layers if layer.status == "propagated"]
@@ -479,7 +482,7 @@ def _layer_diff(ga, gb, node_a, node_b, key, pa, pb, res_a, res_b, n_threads, no
                 differ=differ, max_lsb=max_lsb, histogram=_histogram(diff), inputs_differ=inputs_differ,
                 params_note=params_note)
     if params_note is not None:
-        causes = [_params_cause(params_note, diff, va, vb, ya, yb)] if differ else []
+        causes = [_params_cause(params_note, diff, va, vb, ya, yb, pa, pb)] if differ else []
         return LayerDiff(**base, status="params_differ" if differ else "same", introduced=None, causes=causes)
     a_inputs = {n: res_a.tensors[n] for n in node_a.inputs if n and not ga.tensor(n).is_constant}
     try:
@@ -502,7 +505,7 @@ def _layer_diff(ga, gb, node_a, node_b, key, pa, pb, res_a, res_b, n_threads, no
     return LayerDiff(**base, status=status, introduced=introduced, causes=causes)
 
 
-def _params_cause(note: str, diff, va, vb, ya, yb) -> Cause:
+def _params_cause(note: str, diff, va, vb, ya, yb, pa: TargetProfile, pb: TargetProfile) -> Cause:
     mask = diff != 0
     idx = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape))
     sa = float(np.asarray(ya.quant.scale).reshape(-1)[0]) if ya.quant is not None else 1.0
@@ -510,10 +513,13 @@ def _params_cause(note: str, diff, va, vb, ya, yb) -> Cause:
     qa, qb = int(va[idx]), int(vb[idx])
     za, zb = qa - int(normalised(va, ya)[idx]), qb - int(normalised(vb, yb)[idx])
     why = (f"A: {sa:.6g} * ({qa} - {za}) = {sa * (qa - za):.6g}; B: {sb:.6g} * ({qb} - {zb}) = {sb * (qb - zb):.6g}")
+    method = ""
+    if pa.calibration != pb.calibration:
+        method = f"; A calibrates with {pa.calibration.value}, B with {pb.calibration.value}"
     return Cause("quant_params", "quant_params", "", "", int(np.count_nonzero(mask)),
                  int(math.ceil(float(np.abs(diff).max()))),
-                 f"the model was quantized separately for each target and this layer's quantisation differs ({note})",
-                 {"index": list(idx), "a": qa, "b": qb, "why": why})
+                 f"the model was quantized separately for each target and this layer's quantisation differs ({note}"
+                 f"{method})", {"index": list(idx), "a": qa, "b": qb, "why": why})
 
 
 def _output_diff(name: str, oa: np.ndarray, ob: np.ndarray) -> OutputDiff:

@@ -141,7 +141,7 @@ class TargetDiff:
         text += "."
         if first.status == "params_differ":
             text += (" To see only how the two targets compute, quantize the model once (hwsim quantize MODEL -t "
-                     f"{a}) and diff the quantized model.")
+                     f"{a} --calib CAL.npz -o Q.onnx) and diff Q.onnx.")
         introduced = [layer for layer in self.layers if layer.status in ("introduced", "introduced+propagated",
                                                                          "params_differ")]
         propagated = [layer for layer in self.layers if layer.status == "propagated"]

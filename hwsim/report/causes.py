@@ -468,7 +468,14 @@ def rescaled(acc: int, p, c: int) -> Fraction:
     shift = _pick(p.shift, c)
     if s is RequantScheme.SHIFT_ONLY:
         return Fraction(acc) * Fraction(2) ** shift
+    if s is RequantScheme.INT64_REDUCED:     # the 16x8 kernels' 15-bit multiplier (SEMANTICS 1.7)
+        return Fraction(P.wrap_signed(acc, 48) * _reduced(_pick(p.multiplier, c))) * Fraction(2) ** (shift - 15)
     return Fraction(acc * _pick(p.multiplier, c)) * Fraction(2) ** (shift - 31)
+
+
+def _reduced(m: int) -> int:
+    """The int64 MultiplyByQuantizedMultiplier overload's multiplier: Q31 ``m`` rounded to 15 bits."""
+    return (m + (1 << 15)) >> 16 if m < 0x7FFF0000 else 0x7FFF
 
 
 def final_value(acc: int, p, c: int) -> Fraction:
@@ -501,6 +508,9 @@ def _describe_requant(p, acc: int, c: int) -> str:
     if s is RequantScheme.SHIFT_ONLY:
         return f"{acc} * 2^{_pick(p.shift, c)} = {_dec(r)}, rounded {p.rounding.value}"
     shift = _pick(p.shift, c)
+    if s is RequantScheme.INT64_REDUCED:
+        return (f"{acc} * {_reduced(_pick(p.multiplier, c))} / 2^{15 - shift} = {_dec(r)} (the 15-bit multiplier of "
+                "the int64 overload), rounded once half up")
     text = f"{acc} * {_pick(p.multiplier, c)} / 2^{31 - shift} = {_dec(r)}"
     if s in _DOUBLE:
         rs = max(-shift, 0)
@@ -583,8 +593,9 @@ def _scheme_kind(va, vb) -> tuple:
         return ("rounding_rule", f"A rounds {_final_rule(ra)} and B {_final_rule(rb)}")
     if (sa in _FLOAT_SCHEMES) != (sb in _FLOAT_SCHEMES):
         def what(s):
-            return {RequantScheme.FLOAT32: "a float32 scale", RequantScheme.FLOAT64_ROUND: "a double scale"}.get(
-                s, "a Q31 fixed-point multiplier" if s is not RequantScheme.SHIFT_ONLY else "a power-of-two shift")
+            return {RequantScheme.FLOAT32: "a float32 scale", RequantScheme.FLOAT64_ROUND: "a double scale",
+                    RequantScheme.SHIFT_ONLY: "a power-of-two shift",
+                    RequantScheme.INT64_REDUCED: "a 15-bit fixed-point multiplier"}.get(s, "a Q31 fixed-point multiplier")
         return ("float_vs_fixed_requant", f"A requantises with {what(sa)} ({sa.value}) and B with {what(sb)} "
                                           f"({sb.value}); the two rescaled values fall on different sides of a .5 "
                                           "rounding boundary")

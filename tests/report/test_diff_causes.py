@@ -262,6 +262,33 @@ def test_depthwise_head_channels_round_negative_ties_half_up_on_neon():
     assert "half away from zero while B rounds them half up" in cause.explanation
 
 
+def test_16x8_fully_connected_double_scale_vs_15_bit_multiplier():
+    # 16x8 FULLY_CONNECTED: LiteRT's reference rounds (double) acc * d half away; TFLM keeps the int64
+    # MultiplyByQuantizedMultiplier, whose multiplier is rounded to 15 bits (SEMANTICS 1.7)
+    rng = np.random.default_rng(14)
+    s_x, s_w, s_y = F32(0.000713), F32(0.00419), F32(0.00137)
+    w = rng.integers(-127, 128, (8, 16)).astype(np.int8)
+    x = rng.integers(-3000, 3001, (16, 16)).astype(np.int16)
+    g = _fc_graph(w, _qp(s_x), _qp(s_w), _qp(s_y), np.int16, np.int16)
+    d = float(s_x) * float(s_w) / float(s_y)
+    m, shift = _tflite_multiplier(d)
+    reduced = (m + (1 << 15)) >> 16
+    n_fixed = n_tie = 0
+    for v in (x.astype(np.int64) @ w.T.astype(np.int64)).reshape(-1).tolist():
+        fa, fb = Fraction(float(v) * d), Fraction(v * reduced, 1 << (15 - shift))     # fl64 product; exact
+        clamp16 = lambda r: max(-32768, min(32767, r))                                   # noqa: E731
+        if clamp16(_half_away(fa)) != clamp16(math.floor(fb + Fraction(1, 2))):
+            n_tie += fa == fb and _tie(fa)
+            n_fixed += not (fa == fb and _tie(fa))
+    assert n_fixed > 0
+
+    (layer,) = diff_targets(g, "tflite-reference", "tflm", {"x": x}).layers
+    assert layer.differ == layer.introduced == n_fixed + n_tie
+    cause = _only(layer, "float_vs_fixed_requant")
+    assert cause.elements == n_fixed and "15-bit fixed-point multiplier (int64_reduced)" in cause.explanation
+    assert f"* {reduced} / 2^{15 - shift}" in cause.example["why"]
+
+
 # ---- (d) int16 pair saturation ---------------------------------------------------------------------
 
 

@@ -468,9 +468,17 @@ def rescaled(acc: int, p, c: int) -> Fraction:
     shift = _pick(p.shift, c)
     if s is RequantScheme.SHIFT_ONLY:
         return Fraction(acc) * Fraction(2) ** shift
+    m = _pick(p.multiplier, c)
     if s is RequantScheme.INT64_REDUCED:     # the 16x8 kernels' 15-bit multiplier (SEMANTICS 1.7)
-        return Fraction(P.wrap_signed(acc, 48) * _reduced(_pick(p.multiplier, c))) * Fraction(2) ** (shift - 15)
-    return Fraction(acc * _pick(p.multiplier, c)) * Fraction(2) ** (shift - 31)
+        return Fraction(P.wrap_signed(acc, 48) * _reduced(m)) * Fraction(2) ** (shift - 15)
+    x = P.wrap_signed(acc, 32)
+    if s is RequantScheme.NEON_SINGLE:       # SSHL by shift - rs first (it wraps for shift >= 0; SEMANTICS 2.3)
+        rs = min(shift, -1)
+        return Fraction(P.sshl(x, shift - rs) * m) * Fraction(2) ** (rs - 31)
+    if s in _DOUBLE:                         # the int32 pre-shift for shift > 0 wraps (SEMANTICS 1.6)
+        rs = max(-shift, 0)
+        return Fraction(P.wrap_signed(x << max(shift, 0), 32) * m) * Fraction(2) ** (-31 - rs)
+    return Fraction(x * m) * Fraction(2) ** (shift - 31)
 
 
 def _reduced(m: int) -> int:
@@ -483,7 +491,7 @@ def final_value(acc: int, p, c: int) -> Fraction:
     high product already rounded by SRDHM, divided by 2^rs; else :func:`rescaled`."""
     if p.scheme in _DOUBLE:
         shift = _pick(p.shift, c)
-        u = P.srdhm(P.wrap_signed(acc << max(shift, 0), 32), _pick(p.multiplier, c))
+        u = P.srdhm(P.wrap_signed(P.wrap_signed(acc, 32) << max(shift, 0), 32), _pick(p.multiplier, c))
         return Fraction(u, 1 << max(-shift, 0))
     return rescaled(acc, p, c)
 

@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwsim.graph.ir import Graph
-from hwsim.report.causes import Cause, NodeRun, explain_layer, normalised, run_node
+from hwsim.report.causes import Cause, explain_layer
+from hwsim.report.diff_stages import NodeRun, normalised, run_node
 from hwsim.targets import TargetProfile, load_target
 
 __all__ = ["SCHEMA", "diff_targets", "TargetDiff", "LayerDiff", "OutputDiff", "Cause", "HISTOGRAM_BINS"]

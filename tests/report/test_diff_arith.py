@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hwsim.numerics.requant_params import SHIFT_RANGE, RequantParams
 from hwsim.oracle.primitives import round_rational
 from hwsim.oracle.requantize import requantize_one
-from hwsim.report.causes import final_value
+from hwsim.report.diff_requant import final_value
 from hwsim.types import RequantScheme, Rounding
 
 _FINAL_RULE = {RequantScheme.DOUBLE_ROUNDING: Rounding.HALF_AWAY, RequantScheme.SRDHM_HALF_UP: Rounding.HALF_UP,

@@ -284,7 +284,7 @@ def _split_requant(layer: _Layer, va, vb, fixed, pa, run_a: NodeRun, pb) -> list
         parts.append((double, "double_vs_single_rounding",
                       f"{d_side} requantises with {d.scheme.value}, which rounds twice: SRDHM rounds the high product "
                       f"first, onto a .5 tie the exact value is not on, and the final shift then rounds it "
-                      f"{final_rule(d)}; {o_side} ({o.scheme.value}) rounds the exact value once", why))
+                      f"{final_rule(d)}; {o_side} ({o.scheme.value}) rounds once", why))
     if rest.any():
         parts.append((rest, *generic, why))
     return parts

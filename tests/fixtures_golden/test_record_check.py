@@ -1,0 +1,192 @@
+"""Record -> check round trip on the digits model, and what the fixture files hold.
+
+The values are checked against independent references: the file hashes with
+hashlib, the chain of layers (one layer's output is the next one's input), the
+model outputs with hwsim.simulate, and every conv / fully-connected layer re-run
+through hwsim.kernels from nothing but the recorded files and manifest
+parameters (what a test bench does): its accumulators and outputs must come back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import hwsim
+from hwsim.cli import main
+from hwsim.numerics.requant_params import RequantParams
+from hwsim.types import AccumSpec, Overflow, ZeroPointPlacement
+
+from .conftest import TARGETS
+
+
+def _manifest(directory):
+    return json.loads((directory / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cli_round_trip_record_then_check_passes(target, npz, model_file, tmp_path, capsys):
+    out = tmp_path / "fx"
+    assert main(["fixtures", "record", str(model_file), "-t", target, "-i", npz["in"], "--calib", npz["cal"],
+                 "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().out == ""          # -q
+    assert main(["fixtures", "check", str(out)]) == 0
+    m = _manifest(out)
+    n_calib = sum(f["role"] == "calibration" for f in m["files"])
+    # 6 integer layers: conv1, depthwise conv2, pointwise conv3, the residual add, conv4, fc
+    assert f"all {len(m['files']) - n_calib} arrays of 6 layers match on {target}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_manifest_hashes_versions_and_node_list(recorded, model_file, target):
+    d = recorded[target]
+    m = _manifest(d)
+    assert m["format"] == "hwsim-fixtures" and m["hwsim_version"] == hwsim.__version__
+    profile = hwsim.load_target(target)
+    canonical = json.dumps(profile.describe(), sort_keys=True, separators=(",", ":")).encode()
+    assert m["target"] == {"name": target, "source": "builtin", "path": None,
+                           "sha256": hashlib.sha256(canonical).hexdigest(), "profile": profile.describe()}
+    assert m["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert m["model"]["path"] == str(model_file.resolve())
+    q = hwsim.sim.minmax_quantize.minmax_quantize(hwsim.load_model(model_file), target, {"image": np.zeros((1, 1, 8, 8), np.float32)})
+    assert [n["name"] for n in m["model"]["nodes"]] == [n.name for n in q.nodes]
+    assert m["seeds"]["used"] is False and "none used" in m["seeds"]["note"]
+    for f in m["files"]:
+        data = (d / f["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"], f["path"]
+        arr = np.load(d / f["path"])
+        assert list(arr.shape) == f["shape"] and str(arr.dtype) == f["dtype"]
+
+
+def test_roles_and_dtypes_per_target(recorded):
+    """tflite-reference: conv requantises in Q31 (multiplier + shift), FC in float64 (a double scale);
+    npu-acc16: shift-only everywhere and a 16-bit accumulator (stored as int16)."""
+    def layer_files(target, name):
+        m = _manifest(recorded[target])
+        layer = next(l for l in m["layers"] if l["name"] == name)
+        return {f["path"].rsplit("/", 1)[1]: f for f in m["files"] if f["path"] in layer["files"]}, layer
+
+    files, layer = layer_files("tflite-reference", "conv1/conv")
+    assert sorted(files) == sorted(["input.npy", "weights.npy", "bias.npy", "multiplier.npy", "shift.npy",
+                                    "accumulator.npy", "output.npy"])
+    assert {k: (v["role"], v["dtype"], v["layout"]) for k, v in files.items()} == {
+        "input.npy": ("input", "int8", "NHWC"), "weights.npy": ("weights", "int8", "OHWI"),
+        "bias.npy": ("bias", "int32", "C"), "multiplier.npy": ("multiplier", "int32", "C"),
+        "shift.npy": ("shift", "int8", "C"), "accumulator.npy": ("accumulator", "int32", "NHWC"),
+        "output.npy": ("output", "int8", "NHWC")}
+    assert files["weights.npy"]["shape"] == [16, 3, 3, 1] and files["input.npy"]["shape"] == [3, 8, 8, 1]
+    files, layer = layer_files("tflite-reference", "fc")
+    assert files["scale.npy"]["dtype"] == "float64" and "multiplier.npy" not in files
+    assert files["weights.npy"]["shape"] == [10, 1024] and files["input.npy"]["layout"] == "NC"
+    files, layer = layer_files("npu-acc16", "conv3_pw/conv")
+    assert "multiplier.npy" not in files and files["shift.npy"]["role"] == "shift"
+    assert files["accumulator.npy"]["dtype"] == "int16"
+    assert layer["params"]["accumulator"]["acc_bits"] == 16
+    files, layer = layer_files("npu-acc16", "residual/add")
+    assert sorted(files) == ["input_0.npy", "input_1.npy", "output.npy"]
+    assert layer["params"]["scheme"] == "tflite_fixed_point"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_layers_chain_and_outputs_match_simulate(recorded, digits, target):
+    d = recorded[target]
+    m = _manifest(d)
+    load = {f["path"]: np.load(d / f["path"]) for f in m["files"]}
+    by_tensor_in = {}
+    for f in m["files"]:
+        if f["role"] == "input" and f["layer"] is not None:
+            by_tensor_in.setdefault(f["tensor"], []).append(load[f["path"]])
+    chained = 0
+    for f in m["files"]:
+        if f["role"] == "output" and f["layer"] is not None and f["tensor"] in by_tensor_in:
+            for x in by_tensor_in[f["tensor"]]:
+                np.testing.assert_array_equal(x, load[f["path"]])
+                chained += 1
+    assert chained >= 4        # conv1 -> conv2_dw and -> add, conv2_dw -> conv3_pw, conv3_pw -> add, add -> conv4
+    g = hwsim.load_model(m["model"]["path"])
+    q = hwsim.sim.minmax_quantize.minmax_quantize(g, target, {"image": digits["calib"]})
+    ref = hwsim.simulate(q, target, {"image": digits["x"]})
+    out = next(f for f in m["files"] if f["role"] == "output" and f["layer"] is None)
+    np.testing.assert_array_equal(load[out["path"]], ref.outputs["logits"])
+    inp = next(f for f in m["files"] if f["role"] == "input" and f["layer"] is None)
+    np.testing.assert_array_equal(load[inp["path"]], digits["x"])
+    assert inp["layout"] == "NCHW"
+
+
+def _requant_from_files(params, arrays, n_out):
+    req = params["requantize"]
+    (stage,) = req["stages"]
+    kw = {k: arrays[k] for k in ("multiplier", "shift", "scale") if k in arrays}
+    return RequantParams(stage["scheme"], **kw, zero_point=req["zero_point"], out_bits=req["out_bits"],
+                         out_signed=req["out_signed"], out_min=req["out_min"], out_max=req["out_max"],
+                         out_overflow=req["out_overflow"], rounding=stage["rounding"], seed=stage["seed"])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_test_bench_reproduces_accumulators_and_outputs_from_the_files_alone(recorded, target):
+    d = recorded[target]
+    m = _manifest(d)
+    checked = 0
+    for layer in m["layers"]:
+        if layer["op"] not in ("conv2d", "fully_connected"):
+            continue
+        a = {p.rsplit("/", 1)[1][:-4]: np.load(d / p) for p in layer["files"]}
+        p = layer["params"]
+        acc = p["accumulator"]
+        spec = AccumSpec(group=acc["group"], group_bits=acc["group_bits"], group_overflow=Overflow(acc["group_overflow"]),
+                         acc_bits=acc["acc_bits"], acc_overflow=Overflow(acc["acc_overflow"]),
+                         input_zero_point=ZeroPointPlacement(acc["input_zero_point"]), bias_first=acc["bias"] == "first")
+        requant = _requant_from_files(p, a, a["weights"].shape[0])
+        common = dict(bias=a.get("bias"), accum=spec, requant=requant, out_dtype=a["output"].dtype,
+                      return_accumulators=True)
+        if layer["op"] == "conv2d":
+            c = p["conv"]
+            res = hwsim.kernels.conv2d(a["input"], a["weights"], stride=tuple(c["stride"]),
+                                       dilation=tuple(c["dilation"]), padding=tuple(c["padding"]), groups=c["groups"],
+                                       x_zero_point=p["input_zero_point"], w_zero_point=p["weight_zero_point"]
+                                       if isinstance(p["weight_zero_point"], int) else np.array(p["weight_zero_point"]),
+                                       **common)
+        else:
+            res = hwsim.kernels.gemm(a["input"], a["weights"], a_zero_point=p["input_zero_point"],
+                                     b_zero_point=p["weight_zero_point"] if isinstance(p["weight_zero_point"], int)
+                                     else np.array(p["weight_zero_point"]), **common)
+        np.testing.assert_array_equal(res.accumulators, a["accumulator"].astype(np.int64), err_msg=layer["name"])
+        np.testing.assert_array_equal(res.output, a["output"], err_msg=layer["name"])
+        checked += 1
+    assert checked == 5
+
+
+def test_requantisation_parameters_mean_the_layer_scales(recorded, digits):
+    """Closed forms: npu-acc16 shift-only has s_x * s_w / s_y == 2**shift exactly; tflite-reference's Q31
+    multiplier * 2**(shift - 31) is s_x * s_w[c] / s_y to within 2**-31 relative (QuantizeMultiplier)."""
+    for target in TARGETS:
+        d = recorded[target]
+        m = _manifest(d)
+        g = hwsim.load_model(m["model"]["path"])
+        q = hwsim.sim.minmax_quantize.minmax_quantize(g, target, {"image": digits["calib"]})
+        nodes = {n.name: n for n in q.nodes}
+        layer = next(l for l in m["layers"] if l["name"] == "conv3_pw/conv")
+        node = nodes["conv3_pw/conv"]
+        sx = float(q.tensor(node.inputs[0]).quant.scale)
+        sw = np.broadcast_to(q.tensor(node.inputs[1]).quant.scale.astype(np.float64), (16,))
+        sy = float(q.tensor(node.outputs[0]).quant.scale)
+        ratio = sx * sw / sy
+        files = {p.rsplit("/", 1)[1][:-4]: np.load(d / p) for p in layer["files"]}
+        if target == "npu-acc16":
+            assert np.all(ratio == 2.0 ** files["shift"].astype(np.float64))
+        else:
+            approx = files["multiplier"].astype(np.float64) * 2.0 ** (files["shift"].astype(np.float64) - 31)
+            assert np.all(np.abs(approx / ratio - 1) <= 2.0 ** -30)
+            assert np.all(files["multiplier"] >= 2 ** 30)       # normalised Q31 mantissas in [0.5, 1)
+
+
+def test_python_api_returns_the_manifest_and_check_summary(recorded):
+    summary = hwsim.fixtures.check(recorded["npu-acc16"])
+    m = hwsim.fixtures.read_manifest(recorded["npu-acc16"])
+    assert summary.files_hashed == len(m.files)
+    assert summary.arrays_compared == len(m.files) - 1      # all but the calibration data
+    assert summary.layers == 6 and summary.target == "npu-acc16"
+    assert len(m.layers) == 6

@@ -13,10 +13,12 @@ import hashlib
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 import hwsim
 from hwsim.cli import main
+from hwsim.layer_specs import SplitRequant
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec, Overflow, ZeroPointPlacement
 
@@ -116,18 +118,26 @@ def test_layers_chain_and_outputs_match_simulate(recorded, digits, target):
     assert inp["layout"] == "NCHW"
 
 
-def _requant_from_files(params, arrays, n_out):
-    req = params["requantize"]
-    (stage,) = req["stages"]
-    kw = {k: arrays[k] for k in ("multiplier", "shift", "scale") if k in arrays}
+def _stage(req, stage, arrays):
+    lo, hi = stage["channels"]
+    kw = {k: arrays[k][lo:hi] for k in ("multiplier", "shift", "scale") if k in arrays}
+    if stage["scheme"] == "shift_only":
+        kw.pop("multiplier", None)
     return RequantParams(stage["scheme"], **kw, zero_point=req["zero_point"], out_bits=req["out_bits"],
                          out_signed=req["out_signed"], out_min=req["out_min"], out_max=req["out_max"],
                          out_overflow=req["out_overflow"], rounding=stage["rounding"], seed=stage["seed"])
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_a_test_bench_reproduces_accumulators_and_outputs_from_the_files_alone(recorded, target):
-    d = recorded[target]
+def _requant_from_files(params, arrays):
+    req = params["requantize"]
+    stages = [_stage(req, st, arrays) for st in req["stages"]]
+    if len(stages) == 1:
+        return stages[0]
+    return SplitRequant(stages[0], stages[1], req["stages"][1]["channels"][0])
+
+
+def _bench_rerun(d) -> int:
+    """Re-run every conv / fully-connected layer from its files and manifest parameters alone."""
     m = _manifest(d)
     checked = 0
     for layer in m["layers"]:
@@ -139,24 +149,51 @@ def test_a_test_bench_reproduces_accumulators_and_outputs_from_the_files_alone(r
         spec = AccumSpec(group=acc["group"], group_bits=acc["group_bits"], group_overflow=Overflow(acc["group_overflow"]),
                          acc_bits=acc["acc_bits"], acc_overflow=Overflow(acc["acc_overflow"]),
                          input_zero_point=ZeroPointPlacement(acc["input_zero_point"]), bias_first=acc["bias"] == "first")
-        requant = _requant_from_files(p, a, a["weights"].shape[0])
-        common = dict(bias=a.get("bias"), accum=spec, requant=requant, out_dtype=a["output"].dtype,
+        zw = p["weight_zero_point"] if isinstance(p["weight_zero_point"], int) else np.array(p["weight_zero_point"])
+        common = dict(bias=a.get("bias"), accum=spec, requant=_requant_from_files(p, a), out_dtype=a["output"].dtype,
                       return_accumulators=True)
         if layer["op"] == "conv2d":
             c = p["conv"]
             res = hwsim.kernels.conv2d(a["input"], a["weights"], stride=tuple(c["stride"]),
                                        dilation=tuple(c["dilation"]), padding=tuple(c["padding"]), groups=c["groups"],
-                                       x_zero_point=p["input_zero_point"], w_zero_point=p["weight_zero_point"]
-                                       if isinstance(p["weight_zero_point"], int) else np.array(p["weight_zero_point"]),
-                                       **common)
+                                       x_zero_point=p["input_zero_point"], w_zero_point=zw, **common)
         else:
-            res = hwsim.kernels.gemm(a["input"], a["weights"], a_zero_point=p["input_zero_point"],
-                                     b_zero_point=p["weight_zero_point"] if isinstance(p["weight_zero_point"], int)
-                                     else np.array(p["weight_zero_point"]), **common)
+            res = hwsim.kernels.gemm(a["input"], a["weights"], a_zero_point=p["input_zero_point"], b_zero_point=zw,
+                                     **common)
         np.testing.assert_array_equal(res.accumulators, a["accumulator"].astype(np.int64), err_msg=layer["name"])
         np.testing.assert_array_equal(res.output, a["output"], err_msg=layer["name"])
         checked += 1
-    assert checked == 5
+    return checked
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_test_bench_reproduces_accumulators_and_outputs_from_the_files_alone(recorded, target):
+    assert _bench_rerun(recorded[target]) == 5
+
+
+@pytest.mark.parametrize("target", ["tflite-reference", "x86-avx2", "arm-neon-sdot"])
+def test_bench_rerun_of_a_uint8_qoperator_model(tmp_path, target):
+    """onnxruntime QOperator u8 model (tests/sim/small_graph): on the int8 LiteRT engines its activations are
+    re-biased (x - 128), and the fixtures hold the kernel's view; on x86-avx2 u8 runs as is (pair saturation)."""
+    from tests.sim import small_graph
+
+    _, model = small_graph.make(np.random.default_rng(3), return_model=True)
+    path = tmp_path / "q.onnx"
+    onnx.save(model, path)
+    x = np.random.default_rng(4).normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
+    g = hwsim.load_model(path)
+    manifest = hwsim.fixtures.record(g, target, {"x": x}, tmp_path / "fx")
+    assert manifest.data["model"]["rebuild"] == "load"
+    conv1 = next(l for l in manifest.layers if l["op"] == "conv2d")
+    rebiased = target != "x86-avx2"
+    assert conv1["params"]["input_rebiased"] is rebiased and conv1["params"]["output_rebiased"] is rebiased
+    inp = np.load(tmp_path / "fx" / conv1["files"][0])
+    assert inp.dtype == (np.int8 if rebiased else np.uint8)
+    # the kernel's input zero point is the model's minus 128 where re-biased
+    z_model = int(g.tensor(next(n for n in g.nodes if n.op == "conv2d").inputs[0]).quant.zero_point)
+    assert conv1["params"]["input_zero_point"] == z_model - (128 if rebiased else 0)
+    assert _bench_rerun(tmp_path / "fx") == 4     # 3x3 conv, depthwise, 1x1 conv, QLinearMatMul (constant B: fully_connected)
+    assert hwsim.fixtures.check(tmp_path / "fx").layers == len(manifest.layers)
 
 
 def test_requantisation_parameters_mean_the_layer_scales(recorded, digits):

@@ -95,7 +95,7 @@ def _record(args) -> int:
         raise UsageError(f"--calib: {args.model} is already quantized ({graph.kind}); --calib is for a float model")
     try:
         manifest = record(graph, target, inputs, out, model_path=args.model, overwrite=args.force,
-                          calibration=calib, qdq_fusion=fusion)
+                          calibration=calib, qdq_fusion=fusion, progress=not args.quiet)
     except FixtureError as exc:
         raise UsageError(str(exc)) from None
     except (SimulationError, ValueError) as exc:
@@ -127,7 +127,7 @@ def _check(args) -> int:
     from hwsim.sim import SimulationError
 
     try:
-        summary = check(args.directory, model_path=args.model)
+        summary = check(args.directory, model_path=args.model, progress=not args.quiet)
     except FixtureMismatch as exc:
         return _fail(exc)
     except FixtureError as exc:
@@ -143,7 +143,7 @@ def _export(args) -> int:
     from hwsim.fixtures import FixtureError, FixtureMismatch, export
 
     try:
-        written = export(args.directory, args.format, args.output, overwrite=args.force)
+        written = export(args.directory, args.format, args.output, overwrite=args.force, progress=not args.quiet)
     except FixtureMismatch as exc:
         return _fail(exc)
     except FixtureError as exc:

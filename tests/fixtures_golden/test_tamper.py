@@ -133,3 +133,17 @@ def test_not_a_fixture_directory_is_bad_usage(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text('{"format": "something else"}')
     rc, err, _ = _check(tmp_path, capsys)
     assert rc == 2 and "not a hwsim fixtures manifest" in err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("layers"), "malformed manifest"),
+    (lambda m: m["files"].remove(next(f for f in m["files"] if f["path"] == "model/input_0_image.npy")), "refers to 'model/input_0_image.npy', which its \"files\" list does not hold"),
+    (lambda m: m["files"][1].update(path="../../etc/passwd"), "points outside the fixture directory"),
+])
+def test_a_malformed_manifest_is_bad_input(fixture_copy, capsys, edit, message):
+    d = fixture_copy("npu-acc16")
+    m = json.loads((d / "manifest.json").read_text())
+    edit(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+    rc, err, _ = _check(d, capsys)
+    assert rc == 2 and message in err

@@ -227,3 +227,63 @@ def test_python_api_returns_the_manifest_and_check_summary(recorded):
     assert summary.arrays_compared == len(m.files) - 1      # all but the calibration data
     assert summary.layers == 6 and summary.target == "npu-acc16"
     assert len(m.layers) == 6
+
+
+def _float_depthwise_model(path, channels=12, seed=5):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.5, (channels, 1, 3, 3)).astype(np.float32)
+    b = rng.normal(0, 0.1, channels).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=channels, pads=[1, 1, 1, 1], name="dw")
+    graph = helper.make_graph([node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return rng.normal(0, 1, (1, channels, 6, 6)).astype(np.float32), rng.normal(0, 1, (8, channels, 6, 6)).astype(np.float32)
+
+
+def test_split_requantisation_of_neon_depthwise_is_recorded_per_channel(tmp_path):
+    """arm-neon-sdot's depthwise requantises channels 0..7 (the NEON blocks of 8) with srdhm_half_up and the
+    remainder 8..11 with double_rounding (LiteRT's scalar tail): one multiplier / shift per channel, two stages."""
+    x, calib = _float_depthwise_model(tmp_path / "dw.onnx")
+    m = hwsim.fixtures.record(hwsim.load_model(tmp_path / "dw.onnx"), "arm-neon-sdot", {"x": x}, tmp_path / "fx",
+                              calibration={"x": calib})
+    (layer,) = m.layers
+    stages = layer["params"]["requantize"]["stages"]
+    assert [(s["channels"], s["scheme"]) for s in stages] == [([0, 8], "srdhm_half_up"), ([8, 12], "double_rounding")]
+    assert layer["params"]["target_op"] == "depthwise_conv2d"
+    assert _bench_rerun(tmp_path / "fx") == 1
+    assert main(["fixtures", "check", str(tmp_path / "fx"), "-q"]) == 0
+
+
+def test_the_vectors_do_not_depend_on_the_thread_count(recorded, digits, model_file, tmp_path):
+    g = hwsim.load_model(model_file)
+    m2 = hwsim.fixtures.record(g, "tflite-reference", {"image": digits["x"]}, tmp_path / "t2", model_path=model_file,
+                               calibration={"image": digits["calib"]}, n_threads=2)
+    m1 = hwsim.fixtures.read_manifest(recorded["tflite-reference"])
+    assert [(f.path, f.sha256) for f in m2.files] == [(f.path, f.sha256) for f in m1.files]
+
+
+def test_an_in_memory_quantized_graph_checks_from_python_only(digits, model_file, tmp_path, capsys):
+    q = hwsim.sim.minmax_quantize.minmax_quantize(hwsim.load_model(model_file), "npu-acc16", {"image": digits["calib"]})
+    m = hwsim.fixtures.record(q, "npu-acc16", {"image": digits["x"]}, tmp_path / "fx")
+    assert m.model["rebuild"] is None and m.model["sha256"] is None
+    assert hwsim.fixtures.check(tmp_path / "fx", q, "npu-acc16").layers == 6
+    assert main(["fixtures", "check", str(tmp_path / "fx")]) == 2
+    assert "recorded from an in-memory graph" in capsys.readouterr().err
+    with pytest.raises(hwsim.fixtures.FixtureError, match="a float model; give calibration"):
+        hwsim.fixtures.record(hwsim.load_model(model_file), "npu-acc16", {"image": digits["x"]}, tmp_path / "f2")
+
+
+def test_stochastic_rounding_records_its_seed(tmp_path, digits, model_file):
+    profile = tmp_path / "npu-stochastic.yaml"
+    text = hwsim.load_target("npu-acc16").to_yaml()
+    profile.write_text(text.replace("{scheme: shift_only, rounding: half_up}", "{scheme: shift_only, rounding: stochastic}")
+                       .replace("name: npu-acc16", "name: npu-stochastic"))
+    m = hwsim.fixtures.record(hwsim.load_model(model_file), profile, {"image": digits["x"]}, tmp_path / "fx",
+                              calibration={"image": digits["calib"]})
+    assert m.data["seeds"]["used"] is True
+    assert m.data["seeds"]["stochastic_rounding"] == {"conv1/conv": 0, "conv2_dw/conv": 0, "conv3_pw/conv": 0,
+                                                      "conv4/conv": 0, "fc": 0}
+    assert hwsim.fixtures.check(tmp_path / "fx").layers == 6

@@ -49,7 +49,7 @@ def test_manifest_hashes_versions_and_node_list(recorded, model_file, target):
     assert m["format"] == "hwsim-fixtures" and m["hwsim_version"] == hwsim.__version__
     profile = hwsim.load_target(target)
     canonical = json.dumps(profile.describe(), sort_keys=True, separators=(",", ":")).encode()
-    assert m["target"] == {"name": target, "source": "builtin", "path": None,
+    assert m["target"] == {"name": target, "source": "builtin", "path": None, "relative_path": None,
                            "sha256": hashlib.sha256(canonical).hexdigest(), "profile": profile.describe()}
     assert m["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert m["model"]["path"] == str(model_file.resolve())

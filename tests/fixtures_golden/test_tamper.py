@@ -147,3 +147,18 @@ def test_a_malformed_manifest_is_bad_input(fixture_copy, capsys, edit, message):
     (d / "manifest.json").write_text(json.dumps(m))
     rc, err, _ = _check(d, capsys)
     assert rc == 2 and message in err
+
+
+def test_model_and_profile_are_found_relative_to_a_moved_fixture_directory(tmp_path, npz, model_file, capsys):
+    """A repository clone moves the model, the profile and the fixtures together."""
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    shutil.copyfile(model_file, repo / "models" / "m.onnx")
+    (repo / "npu.yaml").write_text(hwsim.load_target("npu-acc16").to_yaml())
+    assert main(["fixtures", "record", str(repo / "models" / "m.onnx"), "-t", str(repo / "npu.yaml"), "-i", npz["in"],
+                 "--calib", npz["cal"], "-o", str(repo / "golden" / "m"), "-q"]) == 0
+    m = json.loads((repo / "golden" / "m" / "manifest.json").read_text())
+    assert m["model"]["relative_path"] == "../../models/m.onnx" and m["target"]["relative_path"] == "../../npu.yaml"
+    clone = tmp_path / "clone"
+    repo.rename(clone)
+    assert _check(clone / "golden" / "m", capsys)[0] == 0

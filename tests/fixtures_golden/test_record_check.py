@@ -18,6 +18,7 @@ import pytest
 
 import hwsim
 from hwsim.cli import main
+from hwsim.fixtures.record import quantize_for_fixtures
 from hwsim.layer_specs import SplitRequant
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.types import AccumSpec, Overflow, ZeroPointPlacement
@@ -27,6 +28,13 @@ from .conftest import TARGETS
 
 def _manifest(directory):
     return json.loads((directory / "manifest.json").read_text())
+
+
+def _requantize(manifest, graph, target, calibration):
+    """The float model quantized by the quantizer the fixtures record (hwsim.quantize once this hwsim has it,
+    else the MinMax path): these tests hold the fixtures to a separate run of the same quantized graph."""
+    quantizer = manifest["quantization"]["quantizer"]
+    return quantize_for_fixtures(graph, hwsim.load_target(target), calibration, quantizer)[0]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -53,7 +61,7 @@ def test_manifest_hashes_versions_and_node_list(recorded, model_file, target):
                            "sha256": hashlib.sha256(canonical).hexdigest(), "profile": profile.describe()}
     assert m["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert m["model"]["path"] == str(model_file.resolve())
-    q = hwsim.sim.minmax_quantize.minmax_quantize(hwsim.load_model(model_file), target, {"image": np.zeros((1, 1, 8, 8), np.float32)})
+    q = _requantize(m, hwsim.load_model(model_file), target, {"image": np.zeros((1, 1, 8, 8), np.float32)})
     assert [n["name"] for n in m["model"]["nodes"]] == [n.name for n in q.nodes]
     assert m["seeds"]["used"] is False and "none used" in m["seeds"]["note"]
     for f in m["files"]:
@@ -109,7 +117,7 @@ def test_layers_chain_and_outputs_match_simulate(recorded, digits, target):
                 chained += 1
     assert chained >= 4        # conv1 -> conv2_dw and -> add, conv2_dw -> conv3_pw, conv3_pw -> add, add -> conv4
     g = hwsim.load_model(m["model"]["path"])
-    q = hwsim.sim.minmax_quantize.minmax_quantize(g, target, {"image": digits["calib"]})
+    q = _requantize(m, g, target, {"image": digits["calib"]})
     ref = hwsim.simulate(q, target, {"image": digits["x"]})
     out = next(f for f in m["files"] if f["role"] == "output" and f["layer"] is None)
     np.testing.assert_array_equal(load[out["path"]], ref.outputs["logits"])
@@ -203,7 +211,7 @@ def test_requantisation_parameters_mean_the_layer_scales(recorded, digits):
         d = recorded[target]
         m = _manifest(d)
         g = hwsim.load_model(m["model"]["path"])
-        q = hwsim.sim.minmax_quantize.minmax_quantize(g, target, {"image": digits["calib"]})
+        q = _requantize(m, g, target, {"image": digits["calib"]})
         nodes = {n.name: n for n in q.nodes}
         layer = next(l for l in m["layers"] if l["name"] == "conv3_pw/conv")
         node = nodes["conv3_pw/conv"]

@@ -13,6 +13,8 @@ Public API (see README.md):
   accumulator and requantisation specs from a target and the layer's scales.
 * :mod:`hwsim.types` -- the vocabulary: :class:`Rounding`, :class:`Overflow`,
   :class:`RequantScheme`, :class:`AccumSpec`, :class:`IntFormat`.
+* :mod:`hwsim.fixtures` -- golden vectors per layer for RTL / firmware test benches
+  (:func:`~hwsim.fixtures.record`, :func:`~hwsim.fixtures.check`, :func:`~hwsim.fixtures.export`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hwsim.numerics.requant_params import RequantParams
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
 from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
+from hwsim import fixtures  # noqa: E402  (golden vectors: hwsim.fixtures.record / check / export)
 
 __version__ = "0.1.0"
 
@@ -51,4 +54,5 @@ __all__ = [
     "RequantScheme",
     "Rounding",
     "ZeroPointPlacement",
+    "fixtures",
 ]

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_targets.register(sub)
     cli_run.register(sub)
     __import__("hwsim.cli_diff").cli_diff.register(sub)   # hwsim diff
+    __import__("hwsim.cli_fixtures").cli_fixtures.register(sub)   # hwsim fixtures
     return parser
 
 

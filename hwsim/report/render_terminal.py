@@ -12,6 +12,7 @@ import math
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["render", "fmt_db", "fmt_share"]
 
@@ -52,16 +53,60 @@ def _styled(text: str, style: str) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
-def _new_table(title: str, first: str, targets) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+def _header(name: str, width: int = 11) -> str:
+    """A target name broken after '-' into lines of at most ``width`` characters where possible."""
+    lines, line = [], ""
+    for part in name.replace("-", "-\n").split("\n"):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _column_width(name: str) -> int:
+    return max(7, max(len(line) for line in _header(name).split("\n")))
+
+
+def _new_table(title: str, first: str, widths: dict) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold", pad_edge=False)
     table.add_column(first, no_wrap=True)
-    for name in targets:
-        table.add_column(name, justify="right")
+    for name, width in widths.items():
+        table.add_column(_header(name), justify="right", no_wrap=True, min_width=width)
     return table
 
 
-def _output_tables(report) -> list[Table]:
-    tables = []
+def _plain_len(markup: str) -> int:
+    return len(Text.from_markup(markup).plain)
+
+
+def _print_split(console: Console, title: str, first: str, targets, rows: list) -> None:
+    """Print rows (label, {target: cell}) as one table, or several when the targets do not fit side by side."""
+    widths = {t: max([_column_width(t)] + [_plain_len(cells.get(t, "-")) for _, cells in rows]) for t in targets}
+
+    def build(group: list, suffix: str = "") -> Table:
+        table = _new_table(title + suffix, first, {t: widths[t] for t in group})
+        for label, cells in rows:
+            table.add_row(label, *(cells.get(t, "-") for t in group))
+        return table
+
+    # greedy: as many targets per table as the console's width holds.  A SIMPLE_HEAD table without
+    # edge padding is 1 blank at each edge, the columns, and 3 characters between neighbours.
+    first_width = max([len(first)] + [_plain_len(label) for label, _ in rows])
+    groups, group, used = [], [], 2 + first_width
+    for name, width in widths.items():
+        if group and used + 3 + width > console.width:
+            groups.append(group)
+            group, used = [], 2 + first_width
+        group.append(name)
+        used += 3 + width
+    groups.append(group)
+    for i, g in enumerate(groups):
+        console.print(build(g, f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""))
+
+
+def _output_tables(console: Console, report) -> None:
     targets = report.targets
     for out_name in report.output_names():
         results = {t: r.output(out_name) for t, r in targets.items()}
@@ -70,7 +115,6 @@ def _output_tables(report) -> list[Table]:
         scores = report.float_scores.get(out_name)
         if scores and scores.get("accuracy") is not None:
             title += f" (float accuracy {fmt_share(scores['accuracy'])})"
-        table = _new_table(title, "metric", targets)
         rows = [("SQNR dB", lambda o: _styled(fmt_db(o.metrics.sqnr_db), _db_style(o.metrics.sqnr_db)))]
         if first.top1_agreement is not None:
             rows.append(("top-1 agree", lambda o: fmt_share(o.top1_agreement)))
@@ -81,16 +125,11 @@ def _output_tables(report) -> list[Table]:
         rows += [("max err (LSB)", lambda o: _fmt_num(o.metrics.max_error_lsb)),
                  ("max err", lambda o: _fmt_num(o.metrics.max_abs_error)),
                  ("mean err", lambda o: _fmt_num(o.metrics.mean_error, 2)),
-                 ("cosine", lambda o: f"{o.metrics.cosine:.5f}")]
-        for label, cell in rows:
-            table.add_row(label, *(cell(results[t]) for t in targets))
-        events = []
-        for r in targets.values():
-            n = r.mac_events
-            events.append(_styled(f"{n:,}", "bold red") if n else "0")
-        table.add_row("MAC overflows", *events)
-        tables.append(table)
-    return tables
+                 ("cosine", lambda o: f"{o.metrics.cosine:.4f}")]
+        table_rows = [(label, {t: cell(o) for t, o in results.items()}) for label, cell in rows]
+        events = {t: _styled(f"{r.mac_events:,}", "bold red") if r.mac_events else "0" for t, r in targets.items()}
+        table_rows.append(("MAC overflows", events))
+        _print_split(console, title, "metric", targets, table_rows)
 
 
 def _layer_names(report) -> list[tuple[str, str]]:
@@ -111,44 +150,54 @@ def _find(result, name):
     return None
 
 
-def _sqnr_table(report) -> Table:
-    table = _new_table("SQNR per layer (dB; red: MAC overflow events)", "layer", report.targets)
-    for name, op in _layer_names(report):
-        cells = []
-        for r in report.targets.values():
-            layer = _find(r, name)
-            if layer is None:
-                cells.append("-")
-                continue
-            v = layer.metrics.sqnr_db
-            style = _db_style(v)
-            if layer.accumulator is not None and layer.accumulator.mac_events:
-                style = "bold white on red"
-            cells.append(_styled(fmt_db(v), style))
-        table.add_row(f"{name} [dim]{op}[/]", *cells)
-    return table
+def _sqnr_cell(layer) -> str:
+    if layer is None:
+        return "-"
+    v = layer.metrics.sqnr_db
+    style = _db_style(v)
+    if layer.accumulator is not None and layer.accumulator.mac_events:
+        style = "bold white on red"
+    return _styled(fmt_db(v), style)
 
 
-def _acc_table(report) -> Table:
-    table = _new_table("accumulator per layer: bits needed at worst / bits (events)", "layer", report.targets)
+def _acc_cell(layer) -> str | None:
+    acc = None if layer is None else layer.accumulator
+    if acc is None:
+        return None
+    text = f"{acc.min_safe_bits}/{acc.bits}"
+    style = "red" if acc.min_safe_bits > acc.bits else ""
+    if acc.mac_events:
+        text += f" ({_short(acc.mac_events)})"
+        style = "bold red"
+    return _styled(text, style)
+
+
+def _short(n: int) -> str:
+    """A count in at most 4 characters: 898, 6.2k, 12k, 3.1M."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div:
+            v = n / div
+            return f"{v:.1f}{unit}" if v < 10 else f"{v:.0f}{unit}"
+    return str(n)
+
+
+def _sqnr_table(console: Console, report) -> None:
+    rows = []
     for name, op in _layer_names(report):
-        cells, any_acc = [], False
-        for r in report.targets.values():
-            layer = _find(r, name)
-            acc = None if layer is None else layer.accumulator
-            if acc is None:
-                cells.append("-")
-                continue
-            any_acc = True
-            text = f"{acc.min_safe_bits}/{acc.bits}"
-            style = "red" if acc.min_safe_bits > acc.bits else ""
-            if acc.mac_events:
-                text += f" ({acc.mac_events:,})"
-                style = "bold red"
-            cells.append(_styled(text, style))
-        if any_acc:
-            table.add_row(f"{name} [dim]{op}[/]", *cells)
-    return table
+        rows.append((f"{name} [dim]{op}[/]", {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}))
+    _print_split(console, "SQNR per layer, dB (red background: overflow events in the MAC)", "layer",
+                 report.targets, rows)
+
+
+def _acc_table(console: Console, report) -> None:
+    rows = []
+    for name, op in _layer_names(report):
+        cells = {t: _acc_cell(_find(r, name)) for t, r in report.targets.items()}
+        if any(c is not None for c in cells.values()):
+            rows.append((f"{name} [dim]{op}[/]", {t: "-" if c is None else c for t, c in cells.items()}))
+    if rows:
+        _print_split(console, "accumulator: worst-case bits needed / bits (overflow events)", "layer",
+                     report.targets, rows)
 
 
 def _detail_table(result) -> Table:
@@ -173,10 +222,9 @@ def render(report, console: Console | None = None, detail: bool | None = None) -
     console = console or Console()
     if detail is None:
         detail = len(report.targets) <= 2
-    for table in _output_tables(report):
-        console.print(table)
-    console.print(_sqnr_table(report))
-    console.print(_acc_table(report))
+    _output_tables(console, report)
+    _sqnr_table(console, report)
+    _acc_table(console, report)
     if detail:
         for result in report.targets.values():
             console.print(_detail_table(result))

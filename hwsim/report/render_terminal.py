@@ -11,6 +11,7 @@ import math
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -69,8 +70,8 @@ def _column_width(name: str) -> int:
     return max(7, max(len(line) for line in _header(name).split("\n")))
 
 
-def _new_table(title: str, first: str, widths: dict) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold", pad_edge=False)
+def _new_table(first: str, widths: dict) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column(first, no_wrap=True)
     for name, width in widths.items():
         table.add_column(_header(name), justify="right", no_wrap=True, min_width=width)
@@ -85,8 +86,8 @@ def _print_split(console: Console, title: str, first: str, targets, rows: list) 
     """Print rows (label, {target: cell}) as one table, or several when the targets do not fit side by side."""
     widths = {t: max([_column_width(t)] + [_plain_len(cells.get(t, "-")) for _, cells in rows]) for t in targets}
 
-    def build(group: list, suffix: str = "") -> Table:
-        table = _new_table(title + suffix, first, {t: widths[t] for t in group})
+    def build(group: list) -> Table:
+        table = _new_table(first, {t: widths[t] for t in group})
         for label, cells in rows:
             table.add_row(label, *(cells.get(t, "-") for t in group))
         return table
@@ -103,7 +104,9 @@ def _print_split(console: Console, title: str, first: str, targets, rows: list) 
         used += 3 + width
     groups.append(group)
     for i, g in enumerate(groups):
-        console.print(build(g, f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""))
+        # the title as its own line: a table title would wrap at the table's width
+        console.print(f"[bold]{escape(title)}[/]" + (f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""))
+        console.print(build(g))
 
 
 def _output_tables(console: Console, report) -> None:
@@ -184,7 +187,7 @@ def _short(n: int) -> str:
 def _sqnr_table(console: Console, report) -> None:
     rows = []
     for name, op in _layer_names(report):
-        rows.append((f"{name} [dim]{op}[/]", {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}))
+        rows.append((f"{escape(name)} [dim]{op}[/]", {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}))
     _print_split(console, "SQNR per layer, dB (red background: overflow events in the MAC)", "layer",
                  report.targets, rows)
 
@@ -194,27 +197,40 @@ def _acc_table(console: Console, report) -> None:
     for name, op in _layer_names(report):
         cells = {t: _acc_cell(_find(r, name)) for t, r in report.targets.items()}
         if any(c is not None for c in cells.values()):
-            rows.append((f"{name} [dim]{op}[/]", {t: "-" if c is None else c for t, c in cells.items()}))
+            rows.append((f"{escape(name)} [dim]{op}[/]", {t: "-" if c is None else c for t, c in cells.items()}))
     if rows:
         _print_split(console, "accumulator: worst-case bits needed / bits (overflow events)", "layer",
                      report.targets, rows)
 
 
-def _detail_table(result) -> Table:
-    table = Table(title=f"{result.name}: per layer", box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
-    for col in ("layer", "op", "SQNR dB", "max err LSB", "mean err", "cosine", "at rails", "clipped",
-                "group ev", "acc ev", "out ev", "max|acc|", "headroom", "safe bits"):
-        table.add_column(col, justify="left" if col in ("layer", "op") else "right", no_wrap=col == "layer")
+def _detail_tables(console: Console, result) -> None:
+    """Every metric per layer of one target, as an error table and an accumulator table (each fits 80 columns)."""
+    errors = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    errors.add_column("layer", overflow="fold")
+    for col in ("SQNR\ndB", "max err\nLSB", "mean\nerror", "cosine", "at\nrails", "clipped"):
+        errors.add_column(col, justify="right", no_wrap=True)
+    accs = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    accs.add_column("layer", overflow="fold")
+    for col in ("group\nevents", "acc\nevents", "output\nevents", "max\n|acc|", "spare\nbits", "worst\n|acc|",
+                "safe\nbits"):
+        accs.add_column(col, justify="right", no_wrap=True)
     for layer in result.layers:
         m, a = layer.metrics, layer.accumulator
-        acc_cells = ["-"] * 6 if a is None else [
-            f"{a.group_events:,}", f"{a.acc_events:,}", f"{a.out_events:,}", f"{a.max_abs_acc:,}",
-            _styled(str(a.headroom_bits), "red" if a.headroom_bits <= 0 else ""),
-            _styled(f"{a.min_safe_bits}/{a.bits}", "red" if a.min_safe_bits > a.bits else "")]
-        table.add_row(layer.name, layer.op, _styled(fmt_db(m.sqnr_db), _db_style(m.sqnr_db)),
-                      _fmt_num(m.max_error_lsb), _fmt_num(m.mean_error, 2), f"{m.cosine:.4f}",
-                      fmt_share(m.rails_share), fmt_share(m.clip_share), *acc_cells)
-    return table
+        errors.add_row(escape(layer.name), _styled(fmt_db(m.sqnr_db), _db_style(m.sqnr_db)),
+                       _fmt_num(m.max_error_lsb), _fmt_num(m.mean_error, 2), f"{m.cosine:.4f}",
+                       fmt_share(m.rails_share), fmt_share(m.clip_share))
+        if a is not None:
+            accs.add_row(escape(layer.name), _styled(f"{a.group_events:,}", "bold red" if a.group_events else ""),
+                         _styled(f"{a.acc_events:,}", "bold red" if a.acc_events else ""), f"{a.out_events:,}",
+                         f"{a.max_abs_acc:,}", _styled(str(a.headroom_bits), "red" if a.headroom_bits <= 0 else ""),
+                         f"{a.worst_case_abs_acc:,}",
+                         _styled(f"{a.min_safe_bits}/{a.bits}", "red" if a.min_safe_bits > a.bits else ""))
+    console.print(f"[bold]{escape(result.name)}: error per layer[/]")
+    console.print(errors)
+    if accs.row_count:
+        console.print(f"[bold]{escape(result.name)}: accumulator per layer[/] (events: narrowings that changed a "
+                      "value; the output stage counts fused-activation clamps too)")
+        console.print(accs)
 
 
 def render(report, console: Console | None = None, detail: bool | None = None) -> None:
@@ -227,7 +243,7 @@ def render(report, console: Console | None = None, detail: bool | None = None) -
     _acc_table(console, report)
     if detail:
         for result in report.targets.values():
-            console.print(_detail_table(result))
+            _detail_tables(console, result)
     for result in report.targets.values():
         for note in result.deviations:
             console.print(f"[dim]{result.name}: note: {note}[/]")

@@ -86,10 +86,12 @@ def cosine_similarity(ref, approx) -> float:
     r, a = _f64(ref).reshape(-1), _f64(approx).reshape(-1)
     _same_shape(r, a)
     # plain reductions rather than BLAS dot / norm: a BLAS thread pool on a busy machine is slower here
-    nr, na = math.sqrt(float(np.sum(r * r))), math.sqrt(float(np.sum(a * a)))
-    if nr == 0.0 or na == 0.0:
-        return 1.0 if nr == na else 0.0
-    return float(np.clip(float(np.sum(r * a)) / (nr * na), -1.0, 1.0))
+    nr2, na2 = float(np.sum(r * r)), float(np.sum(a * a))
+    if nr2 == 0.0 or na2 == 0.0:
+        return 1.0 if nr2 == na2 else 0.0
+    if np.array_equal(r, a):      # exactly 1, not 1 - 2^-52 from rounding
+        return 1.0
+    return float(np.clip(float(np.sum(r * a)) / math.sqrt(nr2 * na2), -1.0, 1.0))
 
 
 def rails_share(q, qmin: int, qmax: int) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 from hwsim.cli import UsageError
 from hwsim.cli_run import _match_inputs, _qdq_fusion, _read_npz
@@ -53,8 +54,11 @@ def _check_output(path_text: str | None, flag: str, force: bool) -> pathlib.Path
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"{flag} {path}: cannot create it, {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: cannot write in directory {ancestor}")
+    try:   # a real attempt: permission bits do not tell root about read-only file systems or /proc
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in directory {ancestor} ({exc.strerror})") from None
     return path
 
 

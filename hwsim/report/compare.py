@@ -45,6 +45,16 @@ def _is_float_graph(graph: Graph) -> bool:
     return not any(t.quant is not None for t in graph.tensors.values())
 
 
+def _single_input(graph: Graph, arrays, what: str = "inputs"):
+    """A bare array stands for the only input of a single-input model."""
+    if not isinstance(arrays, np.ndarray):
+        return arrays
+    if len(graph.inputs) != 1:
+        raise ValueError(f"{what}: the model has {len(graph.inputs)} inputs ({', '.join(graph.inputs)}); pass a dict "
+                         "name -> array")
+    return {graph.inputs[0]: arrays}
+
+
 def _check_labels(graph: Graph, labels, n: int) -> dict:
     if labels is None:
         return {}
@@ -270,6 +280,62 @@ def _float_scores(ref_outs: dict, labels: dict) -> dict:
     return scores
 
 
+def _chunks(graph: Graph, inputs: dict) -> list[dict]:
+    """The inputs in batches the model accepts: a model with a fixed batch size (EfficientNet's 1) runs
+    N samples as N / batch calls; a model with a free batch dimension runs them at once."""
+    sizes = {graph.tensor(name).shape[0] if graph.tensor(name).shape else None for name in graph.inputs}
+    first = next(iter(inputs.values()), None)
+    if len(sizes) != 1 or None in sizes or first is None or np.ndim(first) == 0:
+        return [inputs]
+    fixed, n = int(next(iter(sizes))), int(np.shape(first)[0])
+    if fixed < 1 or n == fixed or n % fixed:
+        return [inputs]      # check_inputs names the mismatch
+    return [{k: np.asarray(v)[i:i + fixed] for k, v in inputs.items()} for i in range(0, n, fixed)]
+
+
+def _concat_env(graph: Graph, envs: list[dict]) -> dict:
+    """Per-call traces joined along the batch axis (constants, which have no batch axis, taken once)."""
+    if len(envs) == 1:
+        return envs[0]
+    out = {}
+    for name, first in envs[0].items():
+        t = graph.tensors.get(name)
+        if (t is not None and t.is_constant) or np.ndim(first) == 0:
+            out[name] = first
+        else:
+            out[name] = np.concatenate([e[name] for e in envs], axis=0)
+    return out
+
+
+def _float_run(g: Graph, chunks: list[dict]):
+    from hwsim.sim import float_reference
+
+    runs = [float_reference(g, c, trace=True) for c in chunks]
+    outs = {k: np.concatenate([r[0][k] for r in runs], axis=0) if len(runs) > 1 else runs[0][0][k]
+            for k in runs[0][0]}
+    return outs, _concat_env(g, [r[1] for r in runs])
+
+
+def _sim_run(q: Graph, profile, chunks: list[dict], n_threads: int):
+    """simulate(trace=True) over the batches; counters summed (events) and maxed (max_abs_acc)."""
+    from hwsim.sim import SimResult, simulate
+
+    runs = [simulate(q, profile, c, trace=True, n_threads=n_threads) for c in chunks]
+    if len(runs) == 1:
+        return runs[0]
+    counters: dict = {}
+    for r in runs:
+        for layer, c in (r.counters or {}).items():
+            acc = counters.setdefault(layer, {"group_events": 0, "acc_events": 0, "out_events": 0, "max_abs_acc": 0})
+            for key in ("group_events", "acc_events", "out_events"):
+                acc[key] += int(c[key])
+            acc["max_abs_acc"] = max(acc["max_abs_acc"], int(c["max_abs_acc"]))
+    outputs = {k: np.concatenate([r.outputs[k] for r in runs], axis=0) for k in runs[0].outputs}
+    return SimResult(outputs, tensors=_concat_env(q, [r.tensors for r in runs]),
+                     accumulators=_concat_env(q, [r.accumulators for r in runs]), counters=counters,
+                     deviations=list(runs[0].deviations))
+
+
 class _Progress:
     """A rich progress bar on stderr (transient), or nothing."""
 
@@ -312,9 +378,12 @@ def compare(graph: Graph, target_or_targets, inputs: dict, *, calibration=None, 
     target_or_targets : str, path, TargetProfile, or a list of them
         Several targets give one report with their results side by side.
     inputs : dict name -> ndarray
-        The evaluation inputs, batch first, in the model's layout.
+        The evaluation inputs, batch first, in the model's layout (a single-input
+        model also takes the bare array).  A model with a fixed batch size b
+        takes any multiple of b samples, run b at a time.
     calibration : dict name -> ndarray, or an iterable of such dicts
-        Calibration data for a float graph (must be None for a quantized one).
+        Calibration data for a float graph (must be None for a quantized one);
+        a bare array for a single-input model.
     labels : dict output name -> int ndarray [N]
         Class labels of classifier outputs, for accuracy.
     n_threads : int
@@ -333,11 +402,13 @@ def compare(graph: Graph, target_or_targets, inputs: dict, *, calibration=None, 
     ValueError (SimulationError, TargetError)
         Bad graph, targets, inputs, calibration or labels; the message names which.
     """
-    from hwsim.sim import float_reference, simulate
     from hwsim.sim.executor import check_inputs
 
     if not isinstance(graph, Graph):
         raise ValueError(f"graph: expected a hwsim Graph (see hwsim.load_model), got {type(graph).__name__}")
+    inputs = _single_input(graph, inputs)
+    if isinstance(calibration, np.ndarray):
+        calibration = _single_input(graph, calibration, "calibration")
     profiles = _profiles(target_or_targets)
     is_float = _is_float_graph(graph)
     if is_float and calibration is None:
@@ -345,8 +416,8 @@ def compare(graph: Graph, target_or_targets, inputs: dict, *, calibration=None, 
                          "each target (or pass a quantized graph)")
     if not is_float and calibration is not None:
         raise ValueError("calibration: the graph is already quantized; calibration data is only for a float graph")
-    checked = check_inputs(graph, inputs)
-    n = int(next(iter(checked.values())).shape[0]) if checked else 0
+    chunks = [check_inputs(graph, c) for c in _chunks(graph, inputs)]
+    n = sum(int(next(iter(c.values())).shape[0]) for c in chunks) if chunks and chunks[0] else 0
     if n < 1:
         raise ValueError("inputs: expected at least one sample (batch size >= 1)")
     labels = _check_labels(graph, labels, n)
@@ -356,7 +427,7 @@ def compare(graph: Graph, target_or_targets, inputs: dict, *, calibration=None, 
     def reference(g: Graph):
         key = id(g)
         if key not in references:
-            references[key] = float_reference(g, checked, trace=True)
+            references[key] = _float_run(g, chunks)
         return references[key]
 
     results: dict = {}
@@ -370,7 +441,7 @@ def compare(graph: Graph, target_or_targets, inputs: dict, *, calibration=None, 
             bar.step(f"{profile.name}: float reference")
             ref_outs, ref_env = reference(q.float_source if q.float_source is not None else q)
             bar.step(f"{profile.name}: simulate")
-            sim = simulate(q, profile, checked, trace=True, n_threads=n_threads)
+            sim = _sim_run(q, profile, chunks, n_threads)
             bar.step(f"{profile.name}: metrics")
             if labels and not float_scores:
                 float_scores = _float_scores(ref_outs, labels)

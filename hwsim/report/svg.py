@@ -21,6 +21,18 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def fit(label: str, limit: int = 44) -> str:
+    """``label`` shortened in the middle to at most ``limit`` characters (the ends say the most)."""
+    if len(label) <= limit:
+        return label
+    head = (limit - 1) // 2
+    return label[:head] + "…" + label[len(label) - (limit - 1 - head):]
+
+
+def _label_width(labels, cap: int = 330) -> int:
+    return min(cap, int(6.4 * max((len(fit(s)) for s in labels), default=4)) + 14)
+
+
 def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.0f}"
 
@@ -47,7 +59,7 @@ def line_chart(series: list[tuple[str, list]], x_labels: list[str], *, y_label: 
     ``series``: (name, values) with one value per x label (None: no point).
     """
     n = len(x_labels)
-    label_room = min(170, 6 * max((len(s) for s in x_labels), default=4) + 10)
+    label_room = min(190, int(4.6 * max((len(fit(s, 36)) for s in x_labels), default=4)) + 16)
     left, right, top, bottom = 54, 16, 30, label_room
     width = max(min_width, left + right + step * max(n, 1))
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -78,7 +90,7 @@ def line_chart(series: list[tuple[str, list]], x_labels: list[str], *, y_label: 
                f'text-anchor="middle">{escape(y_label)}</text>')
     for i, label in enumerate(x_labels):
         out.append(f'<text class="xlabel" transform="translate({x(i) + 4:.1f} {top + plot_h + 10}) rotate(-50)" '
-                   f'text-anchor="end">{escape(label)}</text>')
+                   f'text-anchor="end">{escape(fit(label, 36))}<title>{escape(label)}</title></text>')
     for si, (name, vals) in enumerate(series):
         c = color(si)
         pts = [(x(i), y(v), v, x_labels[i]) for i, v in enumerate(vals) if v is not None]
@@ -136,7 +148,7 @@ def heatmap(row_labels: list[str], col_labels: list[str], cells: list[list], *, 
     its colour, ``text(v)`` an optional short label drawn in the cell and
     ``tip(r, c, v)`` its tooltip.
     """
-    label_w = min(260, 7 * max((len(s) for s in row_labels), default=4) + 12)
+    label_w = _label_width(row_labels)
     col_room = (min(130, 6 * max((len(s) for s in col_labels), default=4) + 14) if show_col_labels else 8)
     width = label_w + cell_w * len(col_labels) + 10
     height = col_room + cell_h * len(row_labels) + 6
@@ -150,7 +162,7 @@ def heatmap(row_labels: list[str], col_labels: list[str], cells: list[list], *, 
     for r, label in enumerate(row_labels):
         ry = col_room + r * cell_h
         out.append(f'<text class="rlabel" x="{label_w - 8}" y="{ry + cell_h / 2 + 4:.1f}" '
-                   f'text-anchor="end">{escape(label)}</text>')
+                   f'text-anchor="end">{escape(fit(label))}<title>{escape(label)}</title></text>')
         for c, v in enumerate(cells[r]):
             rx = label_w + c * cell_w
             f = "#eceef1" if v is None else fill(v)
@@ -169,14 +181,14 @@ def heatmap(row_labels: list[str], col_labels: list[str], cells: list[list], *, 
 def strips(rows: list[tuple[str, list]], *, fill, tip=None, width: int = 900, row_h: int = 18) -> str:
     """One row of cells per label, every row ``width`` pixels wide whatever its number of cells
     (e.g. the channels of each layer); ``fill(v)`` colours a cell, ``tip(r, c, v)`` is its tooltip."""
-    label_w = min(280, 7 * max((len(label) for label, _ in rows), default=4) + 12)
+    label_w = _label_width([label for label, _ in rows])
     total_w, total_h = label_w + width + 10, row_h * len(rows) + 4
     out = [f'<svg class="heat" width="{total_w}" height="{total_h}" viewBox="0 0 {total_w} {total_h}" '
            f'xmlns="http://www.w3.org/2000/svg" role="img">']
     for r, (label, values) in enumerate(rows):
         ry = 2 + r * row_h
         out.append(f'<text class="rlabel" x="{label_w - 8}" y="{ry + row_h / 2 + 4:.1f}" '
-                   f'text-anchor="end">{escape(label)}</text>')
+                   f'text-anchor="end">{escape(fit(label))}<title>{escape(label)}</title></text>')
         n = max(1, len(values))
         cw = width / n
         gap = 1.0 if cw >= 4 else 0.0

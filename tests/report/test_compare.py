@@ -133,6 +133,13 @@ def test_threads_do_not_change_the_report(digits):
     assert one == two
 
 
+def test_a_single_input_model_takes_bare_arrays(digits):
+    x, cal = digits["x"][:20], digits["calib"]["image"]
+    a = hwsim.compare(digits["graph"], "tflm", x, calibration=cal)
+    b = hwsim.compare(digits["graph"], "tflm", {"image": x}, calibration={"image": cal})
+    assert a.to_json() == b.to_json()
+
+
 def test_calibration_as_an_iterable_of_batches(digits):
     calib = digits["calib"]["image"]
     batches = [{"image": calib[:32]}, {"image": calib[32:]}]

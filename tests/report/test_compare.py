@@ -24,8 +24,9 @@ def test_narrow_accumulator_saturates_and_reports_the_safe_width():
     assert list(rep.targets) == ["npu-acc16", "tflite-reference"]
     npu = rep.targets["npu-acc16"].layer("fc").accumulator
     ref = rep.targets["tflite-reference"].layer("fc").accumulator
-    # acc = 4 * 127 * 127 = 64516 > 32767: the 16-bit accumulator saturates on every sample
-    assert npu.acc_events >= 3 and npu.max_abs_acc == 32767 and npu.headroom_bits == 0
+    # acc = 4 * 127 * 127 = 64516 > 32767: the 16-bit accumulator saturates on every sample, twice (the partial
+    # sums 48387 and 32767 + 16129 are narrowed), so 3 samples give 6 events
+    assert npu.acc_events == 6 and npu.max_abs_acc == 32767 and npu.headroom_bits == 0
     assert ref.acc_events == 0 and ref.max_abs_acc == 64516
     # 64516 < 2^16: 16 magnitude bits + sign = 17 safe bits, more than npu-acc16's 16
     assert npu.worst_case_abs_acc == ref.worst_case_abs_acc == 4 * 128 * 127
@@ -47,6 +48,23 @@ def test_narrow_accumulator_saturates_and_reports_the_safe_width():
     layer = rep.targets["npu-acc16"].layer("fc")
     assert layer.metrics.max_error_lsb == pytest.approx((f - 2.0) * 16, abs=1e-4)
     assert rep.targets["npu-acc16"].mac_events == npu.acc_events
+
+
+def test_fixed_batch_model_runs_sample_by_sample_with_the_same_report():
+    x = {"x": np.array([[127 / 128] * 4, [0.5] * 4, [1.0, 1.0, 0.75, 0.75]], np.float32)}
+    targets = ["npu-acc16", "tflite-reference"]
+    free = hwsim.compare(fc_graph(127), targets, x)
+    fixed = hwsim.compare(fc_graph(127, batch=1), targets, x)
+    assert fixed.n_samples == 3
+    assert fixed.to_json() == free.to_json()
+    # events summed over the three calls.  Sample 0, codes 127 x 4: partial sums 16129, 32258, then 48387 and
+    # 32767 + 16129 saturate -> 2 events.  Sample 1, codes 64: 4 * 64 * 127 = 32512 fits -> 0.  Sample 2, codes
+    # 127, 127, 96, 96: 16129, 32258, then 44450 and 32767 + 12192 saturate -> 2 events.
+    one = hwsim.compare(fc_graph(127, batch=1), "npu-acc16", {"x": x["x"][:1]})
+    assert one.targets["npu-acc16"].layer("fc").accumulator.acc_events == 2
+    assert fixed.targets["npu-acc16"].layer("fc").accumulator.acc_events == 4
+    with pytest.raises(ValueError, match=r"input 'x': got shape \[2, 4\]; expected shape \[3, 4\]"):
+        hwsim.compare(fc_graph(127, batch=3), "tflm", {"x": x["x"][:2]})
 
 
 def test_exact_target_gives_infinite_sqnr():

@@ -18,16 +18,16 @@ def _qp(exponent: int) -> QuantParams:
     return QuantParams(np.array(2.0 ** exponent, np.float32), np.array(0, np.int64))
 
 
-def fc_graph(weight_code: int, layer_name: str = "fc", out_exponent: int = -4) -> Graph:
+def fc_graph(weight_code: int, layer_name: str = "fc", out_exponent: int = -4, batch: int | None = None) -> Graph:
     """x -> quantize -> fully_connected(w = weight_code everywhere, [1, 4]) -> dequantize -> y
-    (y's scale 2^out_exponent)."""
+    (y's scale 2^out_exponent; ``batch``: a fixed batch size, None for a free one)."""
     w = np.full((1, 4), weight_code, np.int8)
     tensors = {
-        "x": Tensor("x", (None, 4), np.dtype(np.float32)),
-        "x__q": Tensor("x__q", (None, 4), np.dtype(np.int8), _qp(-7)),
+        "x": Tensor("x", (batch, 4), np.dtype(np.float32)),
+        "x__q": Tensor("x__q", (batch, 4), np.dtype(np.int8), _qp(-7)),
         "w__q": Tensor("w__q", (1, 4), np.dtype(np.int8), _qp(-7), w),
-        "y__q": Tensor("y__q", (None, 1), np.dtype(np.int8), _qp(out_exponent)),
-        "y": Tensor("y", (None, 1), np.dtype(np.float32)),
+        "y__q": Tensor("y__q", (batch, 1), np.dtype(np.int8), _qp(out_exponent)),
+        "y": Tensor("y", (batch, 1), np.dtype(np.float32)),
     }
     nodes = [
         Node("quantize", ["x"], ["x__q"], name="x/quantize", source_op="QuantizeLinear"),

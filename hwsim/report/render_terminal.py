@@ -187,7 +187,8 @@ def _short(n: int) -> str:
 def _sqnr_table(console: Console, report) -> None:
     rows = []
     for name, op in _layer_names(report):
-        rows.append((f"{escape(name)} [dim]{op}[/]", {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}))
+        cells = {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}
+        rows.append((f"{escape(name)} [dim]{op}[/]", cells))
     _print_split(console, "SQNR per layer, dB (red background: overflow events in the MAC)", "layer",
                  report.targets, rows)
 

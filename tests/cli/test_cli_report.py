@@ -67,14 +67,17 @@ def _bad(npz, tmp_path):
     (tmp_path / "a_dir").mkdir()
     i, cal = str(npz / "in.npz"), str(npz / "cal.npz")
     return [
-        (["report", str(tmp_path / "nope.onnx"), "-t", "tflm", "-i", i, "--calib", cal], "nope.onnx: no such model file"),
-        (["report", MODEL, "-t", "tflm", "-i", str(tmp_path / "none.npz"), "--calib", cal], "none.npz: no such input file"),
+        (["report", str(tmp_path / "nope.onnx"), "-t", "tflm", "-i", i, "--calib", cal],
+         "nope.onnx: no such model file"),
+        (["report", MODEL, "-t", "tflm", "-i", str(tmp_path / "none.npz"), "--calib", cal],
+         "none.npz: no such input file"),
         (["report", MODEL, "-t", "tflm", "-i", str(npz / "wrong.npz"), "--calib", cal],
          "no array named 'image'; expected shape [N, 1, 8, 8] and dtype float32"),
         (["report", MODEL, "-t", "tflm", "-t", "no-such-chip", "-i", i, "--calib", cal],
          "unknown built-in target 'no-such-chip'; expected one of: arm-neon-mlal"),
         (["report", MODEL, "-t", "tflm", "-i", i], "a float model; give --calib CAL.npz"),
-        (["report", MODEL, "-t", "tflm", "-i", i, "--calib", str(npz / "wrong.npz")], "wrong.npz: no array named 'image'"),
+        (["report", MODEL, "-t", "tflm", "-i", i, "--calib", str(npz / "wrong.npz")],
+         "wrong.npz: no array named 'image'"),
         (["report", MODEL, "-t", "tflm", "-i", i, "--calib", cal, "--labels", str(npz / "wrong.npz")],
          "array 'other' is not a model output (the model's outputs: logits)"),
         (["report", MODEL, "-t", "tflm", "-i", i, "--calib", cal, "--labels", str(npz / "cal.npz")],
@@ -86,7 +89,8 @@ def _bad(npz, tmp_path):
         (["report", MODEL, "-t", "tflm", "-i", i, "--calib", cal, "--json", str(tmp_path / "same"),
           "--html", str(tmp_path / "same")], "--json and --html name the same file"),
         (["report", MODEL, "-t", "tflm", "-t", "tflm", "-i", i, "--calib", cal], "-t tflm: given twice"),
-        (["report", MODEL, "-t", "tflm", "-i", i, "--calib", cal, "--threads", "0"], "--threads: expected an integer >= 1"),
+        (["report", MODEL, "-t", "tflm", "-i", i, "--calib", cal, "--threads", "0"],
+         "--threads: expected an integer >= 1"),
     ]
 
 

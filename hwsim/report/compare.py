@@ -132,7 +132,7 @@ def _op_semantics(node, graph: Graph, profile):
     op = node.op
     if op == "conv2d":
         groups = int(node.attrs.get("groups", 1))
-        if groups > 1 and w_t.data.shape[3] == 1:      # groups == input channels, as the executor decides
+        if groups > 1 and w_t.data is not None and w_t.data.shape[3] == 1:   # depthwise, as the executor decides
             op = "depthwise_conv2d"
     return op, profile.for_op(op, activation_bits=bits)
 
@@ -205,7 +205,7 @@ def _layers(q: Graph, profile, sim, ref_env: dict) -> list[LayerResult]:
     if fg is not None:
         for n in fg.nodes:
             float_nodes.setdefault(n.name, n)
-    layers = []
+    layers, seen = [], {}
     for node in q.nodes:
         if node.op in _NOT_A_LAYER or not node.outputs:
             continue
@@ -220,7 +220,11 @@ def _layers(q: Graph, profile, sim, ref_env: dict) -> list[LayerResult]:
         if qv.shape != ref.shape:
             continue
         m, lsb, per_channel = _integer_metrics(ref, qv, t.quant, _rails(node, q, profile, t))
-        layers.append(LayerResult(name=node.name or out, op=node.op, tensor=out, shape=tuple(qv.shape), lsb=lsb,
+        name = node.name or out
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:        # node names need not be unique in a model; rows and JSON keys must be
+            name = f"{name} #{seen[name]}"
+        layers.append(LayerResult(name=name, op=node.op, tensor=out, shape=tuple(qv.shape), lsb=lsb,
                                   metrics=m, accumulator=_accumulator_stats(node, q, profile, sim.counters),
                                   channel_clip_share=per_channel))
     return layers

@@ -193,3 +193,11 @@ def test_bad_labels_for_a_classifier(digits):
         hwsim.compare(*args, calibration=digits["calib"], labels={"logits": np.zeros(5, np.int64)})
     with pytest.raises(ValueError, match=r"label 10 is outside the 10 classes \[0, 9\]"):
         hwsim.compare(*args, calibration=digits["calib"], labels={"logits": np.array([0, 1, 10, 2])})
+
+
+def test_repeated_node_names_get_numbered_rows():
+    # the fully_connected node named like the quantize node before it
+    rep = hwsim.compare(fc_graph(64, layer_name="x/quantize"), "tflite-reference", {"x": np.full((1, 4), 0.5,
+                                                                                                   np.float32)})
+    layers = rep.targets["tflite-reference"].layers
+    assert [(l.name, l.op) for l in layers] == [("x/quantize", "quantize"), ("x/quantize #2", "fully_connected")]

@@ -111,3 +111,10 @@ def test_html_renders_in_headless_chromium(tmp_path):
     subprocess.run(base + ["--hide-scrollbars", "--window-size=1300,2000", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_progress_bar_goes_to_stderr_only(capsys):
+    quiet = hwsim.compare(fc_graph(127), ["npu-acc16", "tflm"], X)
+    shown = hwsim.compare(fc_graph(127), ["npu-acc16", "tflm"], X, progress=True)
+    assert capsys.readouterr().out == ""
+    assert shown.to_json() == quiet.to_json()

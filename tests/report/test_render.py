@@ -118,3 +118,20 @@ def test_progress_bar_goes_to_stderr_only(capsys):
     shown = hwsim.compare(fc_graph(127), ["npu-acc16", "tflm"], X, progress=True)
     assert capsys.readouterr().out == ""
     assert shown.to_json() == quiet.to_json()
+
+
+def test_json_fields_are_the_documented_schema(report):
+    d = report.to_dict()
+    assert set(d) == {"schema", "hwsim_version", "model", "n_samples", "float", "targets"}
+    t = d["targets"][0]
+    assert set(t) == {"name", "summary", "reference", "graph_kind", "deviations", "outputs", "layers"}
+    assert set(t["outputs"][0]) == {"name", "shape", "lsb", "metrics", "top1_agreement", "top5_agreement",
+                                    "accuracy", "top5_accuracy", "error_histogram"}
+    layer = t["layers"][1]
+    assert set(layer) == {"name", "op", "tensor", "shape", "lsb", "metrics", "channel_clip_share", "accumulator"}
+    assert set(layer["metrics"]) == {"mse", "sqnr_db", "max_abs_error", "max_error_lsb", "mean_error", "cosine",
+                                     "rails_share", "clip_share"}
+    assert set(layer["accumulator"]) == {"bits", "overflow", "group", "group_bits", "group_overflow",
+                                         "input_zero_point", "events", "max_abs_acc", "headroom_bits",
+                                         "worst_case_abs_acc", "min_safe_bits", "group_can_overflow", "k"}
+    assert set(layer["accumulator"]["events"]) == {"group", "accumulator", "output"}

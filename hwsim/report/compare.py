@@ -173,9 +173,10 @@ def _integer_metrics(ref: np.ndarray, q: np.ndarray, quant, rails: tuple[int, in
     scale, zp = _broadcast_params(quant, q.ndim)
     m = M.error_metrics(ref, approx, lsb=scale)
     qmin, qmax = rails
-    m = M.ErrorMetrics(**{**m.to_dict(), "rails_share": M.rails_share(q, qmin, qmax),
-                          "clip_share": M.clip_share(ref, scale, zp, qmin, qmax)})
     per_channel = M.channel_clip_share(ref, scale, zp, qmin, qmax) if q.ndim >= 2 else None
+    # every channel holds the same number of values, so the tensor's share is the channels' mean
+    clip = float(per_channel.mean()) if per_channel is not None else M.clip_share(ref, scale, zp, qmin, qmax)
+    m = M.ErrorMetrics(**{**m.to_dict(), "rails_share": M.rails_share(q, qmin, qmax), "clip_share": clip})
     lsb = float(np.asarray(quant.scale).reshape(-1)[0]) if not quant.per_channel else None
     return m, lsb, per_channel
 

@@ -103,9 +103,13 @@ def _quantize(graph: Graph, profile, calibration) -> Graph:
 
 
 def _real(q: np.ndarray, quant) -> np.ndarray:
-    """scale * (q - zero_point) in float64, per channel along ``quant.axis`` when it has several scales."""
+    """scale * (q - zero_point), per channel along ``quant.axis`` when it has several scales.
+
+    Rounded to float32 like the float reference's own values (a max-pool or a
+    requantisation-free copy then compares as exact, not as 150 dB), returned as float64.
+    """
     scale, zp = _broadcast_params(quant, q.ndim)
-    return (q.astype(np.float64) - zp) * scale
+    return ((q.astype(np.float64) - zp) * scale).astype(np.float32).astype(np.float64)
 
 
 def _broadcast_params(quant, ndim: int):

@@ -201,3 +201,19 @@ def test_repeated_node_names_get_numbered_rows():
                                                                                                    np.float32)})
     layers = rep.targets["tflite-reference"].layers
     assert [(l.name, l.op) for l in layers] == [("x/quantize", "quantize"), ("x/quantize #2", "fully_connected")]
+
+
+def test_int8_tflite_model_with_integer_inputs_and_outputs():
+    import pathlib
+
+    # avg pool 3x3 / max pool 2x2 of one int8 input, all tensors with the same scale (tests/data/tflite)
+    g = hwsim.load_model(str(pathlib.Path(__file__).parents[1] / "data" / "tflite" / "pools.tflite"))
+    x = np.random.default_rng(0).integers(-128, 128, (3, 9, 9, 5)).astype(np.int8)
+    t = hwsim.compare(g, "tflite-reference", {g.inputs[0]: x}).targets["tflite-reference"]
+    avg, mx = t.output(g.outputs[0]), t.output(g.outputs[1])
+    # max pool picks one of its codes: exact.  Avg pool rounds the mean of codes once: |error| <= 1/2 LSB
+    # (plus float32 noise in the reference)
+    assert mx.metrics.sqnr_db == math.inf and mx.metrics.max_abs_error == 0.0
+    assert 0.4 < avg.metrics.max_error_lsb <= 0.5 + 1e-4
+    assert avg.lsb == pytest.approx(float(g.tensor(g.outputs[0]).quant.scale))
+    assert [l.op for l in t.layers] == ["avg_pool2d", "max_pool2d"]

@@ -94,6 +94,14 @@ def _db_class(v) -> str:
     return "bad"
 
 
+def _loss_class(v, reference: float | None = 1.0) -> str:
+    """A share (agreement, accuracy) against what float gets: 0.3 points lost is 'fair', 1 point 'bad'."""
+    if v is None or reference is None:
+        return ""
+    lost = reference - v
+    return "bad" if lost >= 0.01 else "fair" if lost >= 0.003 else "good"
+
+
 def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}g}"
 
@@ -104,13 +112,14 @@ def _summary_tables(report) -> str:
     for name in report.output_names():
         res = {t: r.output(name) for t, r in targets.items()}
         first = next(iter(res.values()))
+        float_acc = (report.float_scores.get(name) or {}).get("accuracy")
         rows = [("SQNR (dB)", lambda o: (fmt_db(o.metrics.sqnr_db), _db_class(o.metrics.sqnr_db)))]
         if first.top1_agreement is not None:
-            rows.append(("top-1 agreement", lambda o: (fmt_share(o.top1_agreement), "")))
+            rows.append(("top-1 agreement", lambda o: (fmt_share(o.top1_agreement), _loss_class(o.top1_agreement))))
         if first.top5_agreement is not None:
-            rows.append(("top-5 agreement", lambda o: (fmt_share(o.top5_agreement), "")))
+            rows.append(("top-5 agreement", lambda o: (fmt_share(o.top5_agreement), _loss_class(o.top5_agreement))))
         if first.accuracy is not None:
-            rows.append(("accuracy", lambda o: (fmt_share(o.accuracy), "")))
+            rows.append(("accuracy", lambda o: (fmt_share(o.accuracy), _loss_class(o.accuracy, float_acc))))
         rows += [("max error (LSB)", lambda o: (_fmt(o.metrics.max_error_lsb), "")),
                  ("max error", lambda o: (_fmt(o.metrics.max_abs_error), "")),
                  ("mean error (bias)", lambda o: (_fmt(o.metrics.mean_error, 2), "")),

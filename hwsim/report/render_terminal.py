@@ -50,6 +50,14 @@ def _db_style(v: float | None) -> str:
     return "bold red"
 
 
+def _loss_style(v: float | None, reference: float | None = 1.0) -> str:
+    """A share (agreement, accuracy) against float's: 0.3 points lost is yellow, 1 point red."""
+    if v is None or reference is None:
+        return ""
+    lost = reference - v
+    return "bold red" if lost >= 0.01 else "yellow" if lost >= 0.003 else ""
+
+
 def _styled(text: str, style: str) -> str:
     return f"[{style}]{text}[/]" if style else text
 
@@ -119,12 +127,13 @@ def _output_tables(console: Console, report) -> None:
         if scores and scores.get("accuracy") is not None:
             title += f" (float accuracy {fmt_share(scores['accuracy'])})"
         rows = [("SQNR dB", lambda o: _styled(fmt_db(o.metrics.sqnr_db), _db_style(o.metrics.sqnr_db)))]
+        float_acc = (scores or {}).get("accuracy")
         if first.top1_agreement is not None:
-            rows.append(("top-1 agree", lambda o: fmt_share(o.top1_agreement)))
+            rows.append(("top-1 agree", lambda o: _styled(fmt_share(o.top1_agreement), _loss_style(o.top1_agreement))))
         if first.top5_agreement is not None:
-            rows.append(("top-5 agree", lambda o: fmt_share(o.top5_agreement)))
+            rows.append(("top-5 agree", lambda o: _styled(fmt_share(o.top5_agreement), _loss_style(o.top5_agreement))))
         if first.accuracy is not None:
-            rows.append(("accuracy", lambda o: fmt_share(o.accuracy)))
+            rows.append(("accuracy", lambda o: _styled(fmt_share(o.accuracy), _loss_style(o.accuracy, float_acc))))
         rows += [("max err (LSB)", lambda o: _fmt_num(o.metrics.max_error_lsb)),
                  ("max err", lambda o: _fmt_num(o.metrics.max_abs_error)),
                  ("mean err", lambda o: _fmt_num(o.metrics.mean_error, 2)),

@@ -13,7 +13,12 @@ With the zero point folded into the bias (raw ``x`` enters the multiplier and
     B_c = sum_k |w_ck - zw_c| * max|x| + |bias_c| + |zx * sum_k (w_ck - zw_c)|
 
 ``x`` ranges over every code of the input's integer type as the target sees
-it (after the exact +-128 re-bias of engines with one signedness).  The
+it (after the exact +-128 re-bias of engines with one signedness).  With
+per-group weights (``group_size`` N, zero points [O, G]) every group of N
+consecutive elements of the flattened reduction axis has its own accumulator
+(no bias: a per-group layer adds its float bias after combining the groups),
+so the bound is the largest over channels and groups of the sums above
+restricted to one group.  The
 minimum safe accumulator width is the fewest two's complement bits holding
 ``[-max_c B_c, max_c B_c]``.  Whether the product-group stage (int16 pairs)
 can overflow comes from :func:`hwsim.headroom.headroom` with the range of the
@@ -51,7 +56,7 @@ class AccumulatorBound:
 
 
 def accumulator_bound(weights: np.ndarray, w_zero_point, bias, x_range: tuple[int, int], x_zero_point: int,
-                      accum) -> AccumulatorBound:
+                      accum, group_size: int | None = None) -> AccumulatorBound:
     """Worst-case |accumulator| of a conv / fully_connected layer; see the module docstring.
 
     Parameters
@@ -62,8 +67,12 @@ def accumulator_bound(weights: np.ndarray, w_zero_point, bias, x_range: tuple[in
     x_range : (lo, hi) of the input codes entering the MAC (the target's signedness)
     x_zero_point : the input zero point in that signedness
     accum : hwsim.types.AccumSpec of the target for this op
+    group_size : per-group weights: elements per group (``w_zero_point`` is then [O, G])
     """
     w = np.asarray(weights).astype(np.int64).reshape(np.shape(weights)[0], -1)
+    if group_size is not None:
+        return _grouped_bound(w, np.asarray(w_zero_point, dtype=np.int64), x_range, x_zero_point, accum,
+                              int(group_size))
     zw = np.asarray(w_zero_point, dtype=np.int64).reshape(-1)
     centred = w - (zw[:, None] if zw.size == w.shape[0] else int(zw[0]))
     sum_abs = np.abs(centred).sum(axis=1)
@@ -88,6 +97,22 @@ def accumulator_bound(weights: np.ndarray, w_zero_point, bias, x_range: tuple[in
         group_over = headroom(k, mac_x, (w_lo, w_hi), accum).group_can_overflow
     return AccumulatorBound(worst_case_abs_acc=worst, min_safe_bits=signed_bits(-worst, worst),
                             group_can_overflow=group_over, k=k)
+
+
+def _grouped_bound(w: np.ndarray, zw: np.ndarray, x_range, x_zero_point: int, accum, n: int) -> AccumulatorBound:
+    """accumulator_bound for per-group weights: one accumulator per (channel, group), no bias."""
+    o, k = w.shape
+    cols = np.arange(k) // n
+    zw = np.broadcast_to(zw.reshape(o, -1) if zw.size > 1 else zw.reshape(1, 1), (o, int(cols.max()) + 1 if k else 1))
+    centred = w - zw[:, cols]
+    worst, group_over = 0, False
+    for g in range(int(cols.max()) + 1 if k else 0):
+        part = centred[:, cols == g]
+        b = accumulator_bound(part, 0, None, x_range, x_zero_point, accum)
+        worst = max(worst, b.worst_case_abs_acc)
+        group_over = group_over or b.group_can_overflow
+    return AccumulatorBound(worst_case_abs_acc=worst, min_safe_bits=signed_bits(-worst, worst),
+                            group_can_overflow=group_over, k=min(n, k))
 
 
 def observed_headroom_bits(max_abs_acc: int, acc_bits: int) -> int:

@@ -161,7 +161,10 @@ def _accumulator_stats(node, graph: Graph, profile, counters: dict | None) -> Ac
     bias = None
     if len(node.inputs) > 2 and node.inputs[2]:
         bias = graph.tensor(node.inputs[2]).data
-    bound = accumulator_bound(w_t.data, w_t.quant.zero_point, bias, x_range, zx, acc)
+        if bias is not None and np.asarray(bias).dtype.kind == "f":
+            bias = None       # a float bias (per-group layers) is added after the accumulators
+    bound = accumulator_bound(w_t.data, w_t.quant.zero_point, bias, x_range, zx, acc,
+                              group_size=getattr(w_t.quant, "group_size", None))
     return AccumulatorStats(
         bits=acc.acc_bits, overflow=acc.acc_overflow.value, group=acc.group, group_bits=acc.group_bits,
         group_overflow=acc.group_overflow.value, input_zero_point=acc.input_zero_point.value,
@@ -193,6 +196,18 @@ def _rails(node, graph: Graph, profile, tensor) -> tuple[int, int]:
     return _code_range(np.dtype(tensor.dtype), bits)
 
 
+def _is_integer_output(t) -> bool:
+    return t.quant is not None and np.dtype(t.dtype).kind in "iu"
+
+
+def _is_float_mac(node, graph: Graph) -> bool:
+    """A conv / fully_connected with an integer input and a float output (integer MACs, float epilogue)."""
+    if node.op not in _MAC_OPS:
+        return False
+    x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+    return x_t.quant is not None and np.dtype(x_t.dtype).kind in "iu" and np.dtype(y_t.dtype).kind == "f"
+
+
 def _float_name(q_graph: Graph, name: str, node, ref_env: dict, float_nodes: dict) -> str | None:
     """The float-graph tensor that integer tensor ``name`` approximates."""
     if q_graph.float_source is None:
@@ -201,6 +216,7 @@ def _float_name(q_graph: Graph, name: str, node, ref_env: dict, float_nodes: dic
     fnode = float_nodes.get(node.name)
     if fnode is not None:
         candidates.append(fnode.outputs[0])
+    candidates.append(name)       # a float output may keep the float tensor's own name
     return next((c for c in candidates if c in ref_env), None)
 
 
@@ -216,7 +232,7 @@ def _layers(q: Graph, profile, sim, ref_env: dict) -> list[LayerResult]:
             continue
         out = node.outputs[0]
         t = q.tensor(out)
-        if t.quant is None or np.dtype(t.dtype).kind not in "iu" or out not in sim.tensors:
+        if out not in sim.tensors or not (_is_integer_output(t) or _is_float_mac(node, q)):
             continue
         fname = _float_name(q, out, node, ref_env, float_nodes)
         if fname is None:
@@ -224,7 +240,10 @@ def _layers(q: Graph, profile, sim, ref_env: dict) -> list[LayerResult]:
         qv, ref = sim.tensors[out], np.asarray(ref_env[fname], dtype=np.float64)
         if qv.shape != ref.shape:
             continue
-        m, lsb, per_channel = _integer_metrics(ref, qv, t.quant, _rails(node, q, profile, t))
+        if t.quant is not None:
+            m, lsb, per_channel = _integer_metrics(ref, qv, t.quant, _rails(node, q, profile, t))
+        else:                     # an integer layer with a float output (a per-group layer's float combine)
+            m, lsb, per_channel = M.error_metrics(ref, qv), None, None
         name = node.name or out
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:        # node names need not be unique in a model; rows and JSON keys must be

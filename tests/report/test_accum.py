@@ -58,3 +58,12 @@ def test_observed_headroom_bits():
     assert observed_headroom_bits(32768, 16) == 0       # only the negative rail has |acc| = 2^15
     assert observed_headroom_bits(1000, 32) == 21       # 1000 needs 10 + 1 bits
     assert observed_headroom_bits(0, 24) == 23
+
+
+def test_per_group_weights_bound_each_group_separately():
+    # K = 6 in groups of 4 and 2; zero points per (channel, group); int8 input, zx = 0: max|x| = 128
+    w = np.array([[7, -8, 7, 7, 1, 1], [0, 0, 0, 1, -8, -8]], np.int8)
+    zw = np.array([[0, 0], [0, 1]])
+    # channel 0: groups sum |w - zw| = 29 and 2; channel 1: 1 and |-9| + |-9| = 18 -> worst 29 * 128 = 3712
+    b = accumulator_bound(w, zw, None, (-128, 127), 0, AccumSpec(), group_size=4)
+    assert (b.worst_case_abs_acc, b.min_safe_bits, b.k) == (3712, 13, 4)

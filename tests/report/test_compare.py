@@ -217,3 +217,40 @@ def test_int8_tflite_model_with_integer_inputs_and_outputs():
     assert 0.4 < avg.metrics.max_error_lsb <= 0.5 + 1e-4
     assert avg.lsb == pytest.approx(float(g.tensor(g.outputs[0]).quant.scale))
     assert [l.op for l in t.layers] == ["avg_pool2d", "max_pool2d"]
+
+
+def _per_group_ir() -> bool:
+    from hwsim.graph.ir import QuantParams
+
+    return "group_size" in QuantParams.__dataclass_fields__ and "cpu-w4a8-blocked" in hwsim.list_targets()
+
+
+@pytest.mark.skipif(not _per_group_ir(), reason="needs per-group weights in the IR and the cpu-w4a8-blocked target "
+                                                "(issue 4's quantizers)")
+def test_per_group_layer_with_a_float_output():
+    from hwsim.graph.ir import Graph, Node, QuantParams, Tensor
+
+    # x [N, 64] -> u8 (scale 2^-6, zp 128) -> fully_connected with int4 codes in groups of 32 (scale 2^-3)
+    # -> float32 y.  Channel 0: w = 7 everywhere; channel 1: -8 in group 0, 1 in group 1.
+    w = np.array([[7] * 64, [-8] * 32 + [1] * 32], np.int8)
+    wq = QuantParams(np.full((2, 2), 2.0 ** -3, np.float32), np.zeros((2, 2), np.int64), axis=0, group_size=32)
+    tensors = {
+        "x": Tensor("x", (None, 64), np.dtype(np.float32)),
+        "x__q": Tensor("x__q", (None, 64), np.dtype(np.uint8),
+                       QuantParams(np.array(2.0 ** -6, np.float32), np.array(128, np.int64))),
+        "w__q": Tensor("w__q", (2, 64), np.dtype(np.int8), wq, w),
+        "y": Tensor("y", (None, 2), np.dtype(np.float32)),
+    }
+    nodes = [Node("quantize", ["x"], ["x__q"], name="x/quantize"),
+             Node("fully_connected", ["x__q", "w__q"], ["y"], {"activation": None}, name="fc")]
+    g = Graph(tensors, nodes, ["x"], ["y"], kind="qdq")
+    # codes 0..255 -> x = (q - 128) / 64, exactly representable; every product and sum is a small dyadic
+    # number, so the float32 group combine equals the float model exactly
+    codes = np.random.default_rng(0).integers(0, 256, (5, 64))
+    rep = hwsim.compare(g, "cpu-w4a8-blocked", {"x": ((codes - 128) / 64).astype(np.float32)})
+    layer = rep.targets["cpu-w4a8-blocked"].layer("fc")
+    assert layer.metrics.sqnr_db == math.inf and layer.lsb is None and layer.metrics.rails_share is None
+    # one accumulator per (channel, group) of 32 products, |x - zx| <= 128:
+    # channel 0: 32 * 7 * 128 = 28672; channel 1, group 0: 32 * 8 * 128 = 32768 -> 16 magnitude bits + sign
+    acc = layer.accumulator
+    assert (acc.k, acc.worst_case_abs_acc, acc.min_safe_bits, acc.acc_events) == (32, 32768, 17, 0)

@@ -24,6 +24,7 @@ from hwsim.graph.load import load_model
 from hwsim.graph.onnx_export import save_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
+from hwsim.report import compare
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
 from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
@@ -42,6 +43,7 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "float_reference",
+    "compare",
     "TargetProfile",
     "TargetError",
     "layer_specs",

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.register(sub)
     __import__("hwsim.cli_diff").cli_diff.register(sub)   # hwsim diff
     __import__("hwsim.cli_fixtures").cli_fixtures.register(sub)   # hwsim fixtures
+    __import__("hwsim.cli_report").cli_report.register(sub)   # hwsim report
     return parser
 
 

@@ -1,0 +1,164 @@
+"""``hwsim report MODEL -t TARGET [-t TARGET ...] -i IN.npz [--calib CAL.npz] [--labels LABELS.npz]
+[--json F] [--html F] [--force] [-q] [--threads N]``.
+
+Compares the model on each target with its float reference (:func:`hwsim.compare`)
+and prints the tables; ``--json`` / ``--html`` also write the report.  A float
+model is quantized for each target on ``--calib``.  ``--labels`` is an npz of
+integer class labels keyed by output name (a single-output model takes one
+array under any key).  Output files are checked before any work is done: an
+existing file is kept unless ``--force``, and an unwritable path is exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+from hwsim.cli import UsageError
+from hwsim.cli_run import _match_inputs, _qdq_fusion, _read_npz
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="per-layer error, overflow and headroom of a model on one or more targets",
+                       description="Compare MODEL on each TARGET with its float reference: per-layer and per-output "
+                                   "error, wrap/saturation events, accumulator headroom; tables, JSON and HTML.")
+    p.add_argument("model", metavar="MODEL", help="an ONNX (float, QDQ, QOperator) or TFLite model file")
+    p.add_argument("-t", "--target", required=True, action="append", dest="targets", metavar="TARGET",
+                   help="a built-in target name or a profile file; repeat for several targets side by side")
+    p.add_argument("-i", "--inputs", required=True, metavar="IN.npz", help="inputs keyed by the model's input names")
+    p.add_argument("--calib", metavar="CAL.npz", help="calibration inputs (needed for a float model)")
+    p.add_argument("--labels", metavar="LABELS.npz", help="integer class labels keyed by output name (accuracy)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON (schema hwsim.report/1)")
+    p.add_argument("--html", metavar="FILE", help="also write the report as a self-contained HTML page")
+    p.add_argument("--force", action="store_true", help="overwrite existing --json / --html files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no tables")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="kernel threads (results do not depend on it)")
+    p.set_defaults(func=_report)
+
+
+def _check_output(path_text: str | None, flag: str, force: bool) -> pathlib.Path | None:
+    """Refuse, before any work, an output the user did not allow us to overwrite or that cannot be written."""
+    if path_text is None:
+        return None
+    path = pathlib.Path(path_text)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file name")
+    if path.exists() and not force:
+        raise UsageError(f"{flag} {path}: already exists; use --force to overwrite it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+    parent = path.parent if str(path.parent) else pathlib.Path(".")
+    ancestor = parent
+    while not ancestor.exists():          # the directories that would be created must sit in a writable one
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: cannot create it, {ancestor} is not a directory")
+    try:   # a real attempt: permission bits do not tell root about read-only file systems or /proc
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in directory {ancestor} ({exc.strerror})") from None
+    return path
+
+
+def _labels(graph, path: str | None) -> dict | None:
+    if path is None:
+        return None
+    arrays = _read_npz(path, "labels")
+    outputs = list(graph.outputs)
+    if len(outputs) == 1 and outputs[0] not in arrays and len(arrays) == 1:
+        return {outputs[0]: next(iter(arrays.values()))}
+    unknown = sorted(set(arrays) - set(outputs))
+    if unknown:
+        raise UsageError(f"{path}: array {unknown[0]!r} is not a model output (the model's outputs: "
+                         f"{', '.join(outputs)})")
+    return arrays
+
+
+def _load_targets(names: list[str]) -> list:
+    import hwsim
+    from hwsim.targets import TargetError
+
+    profiles = []
+    for name in names:
+        try:
+            profiles.append(hwsim.load_target(name))
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+    seen = set()
+    for p in profiles:
+        if p.name in seen:
+            raise UsageError(f"-t {p.name}: given twice")
+        seen.add(p.name)
+    return profiles
+
+
+def _merge(reports: list, order: list[str]):
+    """One report from several (one per QDQ fusion mode), targets in the order given."""
+    from hwsim.report import Report
+
+    targets = {}
+    for rep in reports:
+        targets.update(rep.targets)
+    first = reports[0]
+    return Report(model=first.model, n_samples=first.n_samples, targets={t: targets[t] for t in order},
+                  float_scores=first.float_scores)
+
+
+def _report(args) -> int:
+    import hwsim
+    from hwsim.graph.errors import ModelError
+
+    json_path = _check_output(args.json, "--json", args.force)
+    html_path = _check_output(args.html, "--html", args.force)
+    if json_path is not None and html_path is not None and json_path.resolve() == html_path.resolve():
+        raise UsageError(f"--json and --html name the same file {json_path}")
+    if args.threads < 1:
+        raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
+    profiles = _load_targets(args.targets)
+
+    # a QDQ model is fused the way each target's engine fuses it (see hwsim run); one graph per fusion mode
+    by_fusion: dict = {}
+    for p in profiles:
+        by_fusion.setdefault(_qdq_fusion(p), []).append(p)
+    graphs = {}
+    for fusion in by_fusion:
+        try:
+            graphs[fusion] = hwsim.load_model(args.model, qdq_fusion=fusion)
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
+        if graphs[fusion].kind == "float":   # fusion does not matter for a float model: one graph for all
+            by_fusion = {fusion: profiles}
+            break
+    first = graphs[next(iter(by_fusion))]
+    inputs = _match_inputs(first, _read_npz(args.inputs, "input"), args.inputs)
+    calib = None
+    if first.kind == "float":
+        if not args.calib:
+            raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for each target")
+        calib = _match_inputs(first, _read_npz(args.calib, "calibration"), args.calib)
+    elif args.calib:
+        raise UsageError(f"{args.model}: already quantized ({first.kind}); --calib is only for float models")
+    labels = _labels(first, args.labels)
+
+    reports = []
+    for fusion, group in by_fusion.items():
+        try:
+            reports.append(hwsim.compare(graphs[fusion], group, inputs, calibration=calib, labels=labels,
+                                         n_threads=args.threads, progress=not args.quiet))
+        except ValueError as exc:          # SimulationError, TargetError and bad labels are ValueErrors
+            where = args.labels if labels is not None and str(exc).startswith("labels") else args.model
+            raise UsageError(f"{where}: {exc}") from None
+    report = _merge(reports, [p.name for p in profiles])
+
+    if not args.quiet:
+        report.render()
+    for path, write in ((json_path, report.to_json), (html_path, report.to_html)):
+        if path is None:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+        if not args.quiet:
+            print(f"wrote {path}")
+    return 0

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("hwsim.cli_diff").cli_diff.register(sub)   # hwsim diff
     __import__("hwsim.cli_fixtures").cli_fixtures.register(sub)   # hwsim fixtures
     __import__("hwsim.cli_report").cli_report.register(sub)   # hwsim report
+    __import__("hwsim.cli_demo").cli_demo.register(sub)   # hwsim demo
     return parser
 
 

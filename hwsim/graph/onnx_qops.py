@@ -239,8 +239,9 @@ def _cast(b, node, attrs):
     to = np.dtype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
     x = b.use(node.input[0], node)
     t = b.tensor(x)
-    if to.kind != "f" or np.dtype(t.dtype).kind not in "iuf":
-        raise b.error(node, f"only a cast to a float type is supported at run time (here {t.dtype} -> {to})")
+    if to != np.float32 or np.dtype(t.dtype).kind not in "iu":
+        raise b.error(node, f"only a cast of an integer tensor to float32 is supported at run time (here "
+                            f"{t.dtype} -> {to})")
     y = b.add_tensor(node.output[0], t.shape, to)
     b.emit("cast", [x], [y], node, dtype=to)
 

@@ -26,6 +26,15 @@ __all__ = ["AbsHistogram", "SignedHistogram", "RangeHistogram"]
 _F32 = np.float32
 
 
+def max_bins_for(num_bins: int) -> int:
+    """How far a growing histogram may extend before it is re-binned coarser: 16 x its initial bins.
+
+    (The references grow without bound: a first batch of tiny values followed by a large one asks them
+    for billions of bins.)
+    """
+    return 16 * num_bins
+
+
 class AbsHistogram:
     """Histogram of |x| with equal bins that grows to the right.
 
@@ -41,6 +50,7 @@ class AbsHistogram:
         if int(num_bins) < 1:
             raise ValueError(f"num_bins: expected a positive integer, got {num_bins!r}")
         self.num_bins = int(num_bins)
+        self.max_bins = max_bins_for(self.num_bins)
         self.from_zero = from_zero
         self.hist: np.ndarray | None = None
         self.edges: np.ndarray | None = None
@@ -59,9 +69,15 @@ class AbsHistogram:
         edges = self.edges
         amax = a.max()
         if amax > edges[-1]:
-            # append bins of the old width until amax is covered (arange may add one bin beyond it)
             width = edges[1] - edges[0]
-            edges = np.hstack((edges, np.arange(edges[-1] + width, amax + width, width)))
+            if (amax - edges[-1]) / width > self.max_bins - edges.size:
+                # appending old-width bins would exceed max_bins: start num_bins over [edges[0], amax]
+                # and move the old counts there by their bin centres (the references would run out of memory)
+                self._rebin(np.linspace(edges[0], amax, self.num_bins + 1).astype(_F32))
+                edges = self.edges
+            else:
+                # append bins of the old width until amax is covered (arange may add one bin beyond it)
+                edges = np.hstack((edges, np.arange(edges[-1] + width, amax + width, width)))
         # values below the first edge (onnxruntime's histogram starts at the first batch's min|x|) go to
         # bin 0 rather than being lost; with from_zero there are none
         a = np.maximum(a, edges[0])
@@ -69,6 +85,17 @@ class AbsHistogram:
         hist = hist.astype(np.int64)
         hist[: self.hist.size] += self.hist
         self.hist, self.edges = hist, edges.astype(_F32)
+
+    def _rebin(self, edges: np.ndarray) -> None:
+        centres = (self.edges[:-1].astype(np.float64) + self.edges[1:]) / 2
+        self.hist = _counts_at(centres, self.hist, edges)
+        self.edges = edges
+
+
+def _counts_at(centres: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Integer counts placed at ``centres`` re-binned into ``edges`` (values outside go to the end bins)."""
+    idx = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, edges.size - 2)
+    return np.bincount(idx, weights=counts, minlength=edges.size - 1).astype(counts.dtype)
 
 
 class SignedHistogram:
@@ -78,6 +105,7 @@ class SignedHistogram:
         if int(num_bins) < 1:
             raise ValueError(f"num_bins: expected a positive integer, got {num_bins!r}")
         self.num_bins = int(num_bins)
+        self.max_bins = max_bins_for(self.num_bins)
         self.hist: np.ndarray | None = None
         self.edges: np.ndarray | None = None
         self.threshold = _F32(0)
@@ -104,6 +132,13 @@ class SignedHistogram:
             return
         # widen by whole old-width bins on both sides so the old bins keep their place in the new grid
         stride = 2 * old_t / old.size
+        if (t - old_t) / stride > (self.max_bins - old.size) / 2:
+            # that many bins would exceed max_bins: num_bins over [-t, t], old counts moved by bin centres
+            hist, edges = np.histogram(x, self.num_bins, range=(-t, t))
+            centres = (self.edges[:-1].astype(np.float64) + self.edges[1:]) / 2
+            self.hist = hist.astype(np.int64) + _counts_at(centres, old, edges)
+            self.edges, self.threshold = edges, t
+            return
         extra = int((t - old_t) // stride + 1)
         new_t = _F32(extra * stride + old_t)
         hist, edges = np.histogram(x, old.size + 2 * extra, range=(-new_t, new_t))
@@ -152,7 +187,7 @@ class RangeHistogram:
             old_count = self.hist.sum()
             self._reset(x, min(lo, old_lo), max(hi, old_hi))
             if old_count:
-                self.hist += np.histogram([old_lo], self.bins, range=(self.min_val, self.max_val))[0] * old_count
+                self.hist += _counts_at(np.array([old_lo]), np.array([old_count]), self.edges)
             return
         new_lo, new_hi = min(lo, old_lo), max(hi, old_hi)
         if new_lo == old_lo and new_hi == old_hi:
@@ -164,8 +199,13 @@ class RangeHistogram:
         new_hi = new_lo + down / self.upsample_rate * old_w
         start = int(round((old_lo - new_lo) / old_w * self.bins * self.upsample_rate))
         if self.bins * down * 8 > 1e9:
-            # the fine grid would not fit in memory (a tiny old range): keep only the new batch, as PyTorch
-            self._reset(x, lo, hi)
+            # the fine grid would not fit in memory (a tiny old range next to a huge new one); PyTorch then
+            # drops the old counts, here they move to the new grid by their bin centres
+            old_edges = self.edges
+            centres = (old_edges[:-1] + old_edges[1:]) / 2
+            old_hist = self.hist
+            self._reset(x, new_lo, max(hi, old_hi))
+            self.hist += _counts_at(centres, old_hist, self.edges)
             return
         fine = np.zeros(self.bins * down)
         fine[start: start + self.bins * self.upsample_rate] = np.repeat(self.hist, self.upsample_rate)

@@ -140,9 +140,10 @@ def _qlinearconv(b, node, attrs):
 
 @_op("ConvInteger")
 def _convinteger(b, node, attrs):
-    x = _q_input_zp_only(b, node, 0, 2)
+    x_zp = _runtime_zero_point(b, node, 2)
+    x = _runtime_quantized(b, node, 0) if x_zp else _q_input_zp_only(b, node, 0, 2)
     w = _q_input_zp_only(b, node, 1, 3, axis=0)
-    _conv(b, node, attrs, x, w, None, np.int32, None)
+    _conv(b, node, attrs, x, w, None, np.int32, None, x_zero_point=x_zp)
 
 
 def _q_input_zp_only(b, node, index: int, zp_index: int, axis: int = 1) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from hwsim.graph.ir import Graph, Node, QuantParams, Tensor
 from hwsim.quant.params import QuantFormat, params_from_range
 
-__all__ = ["dynamic_qparams", "dynamic_quantize_graph"]
+__all__ = ["dynamic_qparams", "dynamic_quantize_graph", "DYNAMIC_OPS"]
 
 _F32 = np.float32
 _U8_MIN, _U8_MAX = _F32(0), _F32(255)
@@ -76,10 +76,18 @@ def _quantize_weights(w: np.ndarray, fmt: QuantFormat, axis: int | None) -> tupl
     return q, p.scale, p.zero_point
 
 
+DYNAMIC_OPS = ("fully_connected", "matmul", "conv2d")
+
+
+def _depthwise(node: Node, w_t: Tensor) -> bool:
+    groups = int(node.attrs.get("groups", 1))
+    return groups > 1 and w_t.data.shape[3] == 1
+
+
 def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat | None = None,
-                           per_channel: bool = False) -> Graph:
-    """Dynamic quantization of a float graph's fully_connected / matmul layers, as onnxruntime's
-    ``quantize_dynamic`` does it (module docstring).
+                           per_channel: bool = False, *, ops=DYNAMIC_OPS) -> Graph:
+    """Dynamic quantization of a float graph's fully_connected / matmul (and conv2d) layers, as
+    onnxruntime's ``quantize_dynamic`` does it (module docstring).
 
     Each layer ``y = act(x @ W^T + b)`` with constant weights becomes::
 
@@ -88,8 +96,12 @@ def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat |
         fully_connected(x__q, W__q, "", x__q_zero_point)  -> y__acc        (int32; the layer's node name)
         cast(y__acc) * y__scale [+ b]                     -> y             (float32, activation on the last op)
 
-    Weights are quantized once (``weight_fmt``, default the target's ``fully_connected`` weight format;
-    per output channel when ``per_channel``); they keep unit scales in the IR, the real scales live in
+    A conv2d becomes the same chain around an integer conv2d (onnxruntime's ConvInteger); ``ops``
+    chooses which of ``fully_connected``, ``matmul``, ``conv2d`` are quantized (all three by default,
+    like ``quantize_dynamic``'s MatMul, Gemm and Conv).
+    Weights are quantized once (``weight_fmt``, default the target's weight format for the op;
+    per output channel when ``per_channel``, which like onnxruntime applies to fully_connected only:
+    its dynamic ConvInteger weights are always per tensor); they keep unit scales in the IR, the real scales live in
     the ``mul`` (as in onnxruntime's model, where MatMulInteger sees only zero points).  Every other op
     stays float.  A ``matmul`` with a constant rank-2 second operand is quantized per tensor (onnxruntime's
     per-column variant of it is not supported here: ``per_channel`` raises for such a layer).
@@ -110,6 +122,9 @@ def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat |
     """
     from hwsim.targets import TargetProfile, load_target
 
+    unknown = sorted(set(ops) - set(DYNAMIC_OPS))
+    if unknown:
+        raise ValueError(f"ops: {unknown[0]!r} cannot be quantized dynamically; expected some of {DYNAMIC_OPS}")
     if not isinstance(float_graph, Graph):
         raise ValueError(f"float_graph: expected a hwsim Graph, got {type(float_graph).__name__}")
     if any(t.quant is not None for t in float_graph.tensors.values()):
@@ -140,9 +155,9 @@ def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat |
     for node in float_graph.nodes:
         w_name = node.inputs[1] if len(node.inputs) > 1 else ""
         w_t = tensors.get(w_name)
-        weighted = (node.op == "fully_connected" or (node.op == "matmul" and w_t is not None and w_t.is_constant
-                                                     and w_t.data.ndim == 2))
-        if not weighted or w_t is None or not w_t.is_constant:
+        weighted = node.op in ("fully_connected", "conv2d") or (
+            node.op == "matmul" and w_t is not None and w_t.is_constant and w_t.data.ndim == 2)
+        if node.op not in ops or not weighted or w_t is None or not w_t.is_constant:
             nodes.append(Node(node.op, list(node.inputs), list(node.outputs), dict(node.attrs), node.name,
                               node.source_op))
             continue
@@ -151,11 +166,14 @@ def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat |
         xq, x_scale, x_zp = dynamic_input(node.inputs[0], node)
         if node.op == "fully_connected":
             axis = 0 if per_channel else None                  # IR weights [O, K]: one row per output
+        elif node.op == "conv2d":
+            axis = None       # onnxruntime quantizes ConvInteger weights per tensor even with per_channel
         elif per_channel:
             raise ValueError(f"node {node.name!r}: per-channel dynamic quantization of a matmul is not supported")
         else:
             axis = None
-        fmt = _weight_format(profile, node.op, weight_fmt)
+        op_key = "depthwise_conv2d" if node.op == "conv2d" and _depthwise(node, w_t) else node.op
+        fmt = _weight_format(profile, op_key, weight_fmt)
         codes, scales, zps = _quantize_weights(w_t.data, fmt, axis)
         unit = np.ones(scales.shape, _F32)
         w_q = add(f"{w_name}__q", codes.shape, codes.dtype,
@@ -165,8 +183,8 @@ def dynamic_quantize_graph(float_graph: Graph, target, weight_fmt: QuantFormat |
         nodes.append(Node("mul", [x_scale, w_scale], [scale], {"activation": None}, f"{node.name}/scales",
                           "Mul"))
         acc = add(f"{out}__acc", y_t.shape, np.int32)
-        bias = node.inputs[2] if node.op == "fully_connected" and len(node.inputs) > 2 else ""
-        nodes.append(Node(node.op, [xq, w_q, "", x_zp] if node.op == "fully_connected" else [xq, w_q, x_zp],
+        bias = node.inputs[2] if node.op != "matmul" and len(node.inputs) > 2 else ""
+        nodes.append(Node(node.op, [xq, w_q, x_zp] if node.op == "matmul" else [xq, w_q, "", x_zp],
                           [acc], {k: v for k, v in node.attrs.items() if k != "activation"}, node.name,
                           node.source_op))
         acc_f = add(f"{out}__acc_f", y_t.shape, np.float32)

@@ -43,8 +43,10 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return out
 
 
-def _conv2d(graph, node, x, w, bias=None):
+def _conv2d(graph, node, x, w, bias=None, x_zero_point=None):
     a = node.attrs
+    if x_zero_point is not None:          # dynamic quantization's run-time zero point
+        x = x - x_zero_point
     (sh, sw), (dh, dw), (pt, pl, pb, pr), g = a["stride"], a["dilation"], a["padding"], a["groups"]
     n, h, wd, c = x.shape
     o, kh, kw, cg = w.shape

@@ -216,3 +216,61 @@ def test_bad_input(models, tmp_path):
         dynamic_quantize_graph(graph, TARGET)
     with pytest.raises(ValueError, match="weight_fmt: expected a QuantFormat"):
         dynamic_quantize_graph(hwsim.load_model(float_path), TARGET, weight_fmt="int8")
+
+
+def _conv_model(path):
+    """x [N, 3, 9, 9] -> Conv 3x3 stride 2 pad 1 (bias) -> Relu -> depthwise 3x3 -> Conv 1x1 (no bias) -> y."""
+    rng = np.random.default_rng(5)
+    w1 = rng.normal(size=(6, 3, 3, 3)).astype(np.float32)
+    b1 = rng.normal(size=6).astype(np.float32)
+    wd = rng.normal(size=(6, 1, 3, 3)).astype(np.float32)
+    w2 = rng.normal(size=(4, 6, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "WD"], ["d1"], pads=[1, 1, 1, 1], group=6, name="dw"),
+             helper.make_node("Conv", ["d1", "W2"], ["y"], name="conv2")]
+    graph = helper.make_graph(
+        nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 5, 5])],
+        [numpy_helper.from_array(a, n) for a, n in ((w1, "W1"), (b1, "B1"), (wd, "WD"), (w2, "W2"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_conv_integer_dynamic_bit_exact(tmp_path, per_channel):
+    """quantize_dynamic's default also turns Conv into DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul."""
+    float_path = _conv_model(tmp_path / "conv.onnx")
+    q_path = _quantize_dynamic(float_path, str(tmp_path / "conv_dyn.onnx"), per_channel)
+    session = ort.InferenceSession(q_path, providers=["CPUExecutionProvider"])
+    imported = hwsim.load_model(q_path)
+    built = dynamic_quantize_graph(hwsim.load_model(float_path), TARGET, per_channel=per_channel)
+    assert [n.name for n in built.nodes if n.op == "conv2d"] == ["conv1", "dw", "conv2"]
+    rng = np.random.default_rng(6)
+    for i in range(12):
+        x = (rng.normal(size=(int(rng.integers(1, 4)), 3, 9, 9)) * rng.choice([0.1, 1.0, 10.0])).astype(np.float32)
+        if i == 0:
+            x[:] = 0.0
+        want = session.run(None, {"x": x})[0]
+        assert np.array_equal(hwsim.simulate(imported, TARGET, {"x": x}).outputs["y"], want)
+        assert np.array_equal(hwsim.simulate(built, TARGET, {"x": x}).outputs["y"], want)
+    only_fc = dynamic_quantize_graph(hwsim.load_model(float_path), TARGET, ops=("fully_connected",))
+    assert not any(n.op == "dynamic_quantize" for n in only_fc.nodes)
+    with pytest.raises(ValueError, match="'softmax' cannot be quantized dynamically"):
+        dynamic_quantize_graph(hwsim.load_model(float_path), TARGET, ops=("softmax",))
+
+
+def test_demo_model_dynamic_runs_close_to_onnxruntime(tmp_path):
+    """The bundled CNN through quantize_dynamic: every conv and the FC dynamic, batch-norm left in float
+    by onnxruntime (hwsim computes it as x * m + s, not onnxruntime's exact order: a few float32 ulps)."""
+    import hwsim.demo
+
+    q_path = _quantize_dynamic(str(hwsim.demo.model_path()), str(tmp_path / "demo_dyn.onnx"), False)
+    session = ort.InferenceSession(q_path, providers=["CPUExecutionProvider"])
+    x = hwsim.demo.load_digits()["x_test"][:32].astype(np.float32)
+    want = session.run(None, {"image": x})[0]
+    got = hwsim.simulate(hwsim.load_model(q_path), TARGET, {"image": x}).outputs["logits"]
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))

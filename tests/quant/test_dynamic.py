@@ -274,3 +274,32 @@ def test_demo_model_dynamic_runs_close_to_onnxruntime(tmp_path):
     got = hwsim.simulate(hwsim.load_model(q_path), TARGET, {"image": x}).outputs["logits"]
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
     assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))
+
+
+def _save(tmp_path, nodes, inputs, outputs, name):
+    graph = helper.make_graph(nodes, name, inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_import_errors_name_the_node(tmp_path):
+    # a run-time Cast other than integer -> float32
+    path = _save(tmp_path, [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT32, name="to_int")],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                 [helper.make_tensor_value_info("y", TensorProto.INT32, [2])], "cast_int")
+    with pytest.raises(hwsim.ModelError, match="node 'to_int' \\(Cast\\).*integer tensor to float32"):
+        hwsim.load_model(path)
+    # MatMulInteger whose run-time zero point is not a DynamicQuantizeLinear output
+    w = numpy_helper.from_array(np.ones((4, 3), np.int8), "W")
+    nodes = [helper.make_node("MatMulInteger", ["a", "W", "azp"], ["y"], name="mmi")]
+    graph = helper.make_graph(nodes, "mmi", [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 4]),
+                                             helper.make_tensor_value_info("azp", TensorProto.INT32, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [2, 3])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "mmi.onnx"))
+    with pytest.raises(hwsim.ModelError, match="node 'mmi'.*run-time zero point 'azp' must be a uint8 scalar"):
+        hwsim.load_model(tmp_path / "mmi.onnx")

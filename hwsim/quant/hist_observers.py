@@ -62,6 +62,8 @@ class PercentileObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
+        if h.hist is None:                         # only zeros so far
+            return float(h.min_val), float(h.max_val)
         cdf = np.cumsum(h.hist / h.hist.sum())
         if self.symmetric:
             t = h.edges[np.searchsorted(cdf, self.percentile / 100.0)]
@@ -96,7 +98,7 @@ class EntropyObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
-        if h.edges[-1] <= 0:                      # all zeros
+        if h.hist is None:                        # only zeros so far
             return 0.0, 0.0
         levels = self.num_levels
         if levels is None:

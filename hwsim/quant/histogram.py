@@ -52,8 +52,9 @@ class AbsHistogram:
         self.num_bins = int(num_bins)
         self.max_bins = max_bins_for(self.num_bins)
         self.from_zero = from_zero
-        self.hist: np.ndarray | None = None
+        self.hist: np.ndarray | None = None      # None until a batch with some x != 0 arrives
         self.edges: np.ndarray | None = None
+        self.zeros_before = 0                    # zeros seen before that batch (they join bin 0)
         self.min_val = _F32(np.inf)
         self.max_val = _F32(-np.inf)
 
@@ -62,8 +63,13 @@ class AbsHistogram:
         self.max_val = max(self.max_val, x.max())
         a = np.abs(x)
         if self.hist is None:
+            if a.max() == 0:
+                # an all-zero batch has no scale to lay bins out with (numpy would invent [-0.5, 0.5])
+                self.zeros_before += a.size
+                return
             rng = (_F32(0), a.max()) if self.from_zero else None
             hist, edges = np.histogram(a, bins=self.num_bins, range=rng)
+            hist[0] += self.zeros_before
             self.hist, self.edges = hist.astype(np.int64), edges.astype(_F32)
             return
         edges = self.edges

@@ -225,3 +225,15 @@ def test_bad_options():
         make_observer("moving_average", S8, averaging_constant=2)
     with pytest.raises(TypeError, match="QuantFormat"):
         make_observer("minmax", "int8")
+
+
+@pytest.mark.parametrize("name", ["percentile", "entropy"])
+def test_all_zero_first_batch_does_not_skew_the_abs_histogram(name):
+    # zeros first, then 0..9: the result equals observing the zeros together with the data
+    data = np.arange(10, dtype=np.float32)
+    late = make_observer(name, S8, num_bins=200)
+    late.observe(np.zeros(50, np.float32))
+    late.observe(data)
+    together = make_observer(name, S8, num_bins=200)
+    together.observe(np.concatenate([np.zeros(50, np.float32), data]))
+    assert late.range() == together.range()

@@ -98,8 +98,8 @@ class EntropyObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
-        if h.hist is None:                        # only zeros so far
-            return 0.0, 0.0
+        if h.hist is None:                        # only zeros (or subnormal values) so far
+            return float(h.min_val), float(h.max_val)
         levels = self.num_levels
         if levels is None:
             one_sided = not self.fmt.symmetric and h.min_val >= 0
@@ -130,6 +130,8 @@ class EntropyMxnetObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
+        if h.hist is None:                        # only zeros so far
+            return float(h.min_val), float(h.max_val)
         lo, hi = kl_range_mxnet(h.hist, h.edges, self.num_quantized_bins)
         return _clip_to_seen(lo, hi, h.min_val, h.max_val)
 

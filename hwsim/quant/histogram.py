@@ -26,6 +26,14 @@ __all__ = ["AbsHistogram", "SignedHistogram", "RangeHistogram"]
 _F32 = np.float32
 
 
+_F32_EPS = float(np.finfo(_F32).eps)
+
+
+def _smallest_range(num_bins: int) -> float:
+    """Below this width ``num_bins`` float32 bins would be subnormal: such data is treated as zeros."""
+    return float(np.finfo(_F32).tiny) * num_bins
+
+
 def max_bins_for(num_bins: int) -> int:
     """How far a growing histogram may extend before it is re-binned coarser: 16 x its initial bins.
 
@@ -63,11 +71,16 @@ class AbsHistogram:
         self.max_val = max(self.max_val, x.max())
         a = np.abs(x)
         if self.hist is None:
-            if a.max() == 0:
-                # an all-zero batch has no scale to lay bins out with (numpy would invent [-0.5, 0.5])
+            amax = a.max()
+            if amax < _smallest_range(self.num_bins):
+                # an all-zero batch (or one below float32's normal range) has no scale to lay bins out
+                # with (numpy would invent [-0.5, 0.5], or fail): count it as zeros
                 self.zeros_before += a.size
                 return
-            rng = (_F32(0), a.max()) if self.from_zero else None
+            # onnxruntime starts at min|x|; a (nearly) constant |x| gives bins narrower than float32 can
+            # hold (numpy refuses), so then, and with from_zero, the bins start at 0
+            narrow = (amax - a.min()) < amax * _F32_EPS * self.num_bins
+            rng = (_F32(0), amax) if self.from_zero or narrow else None
             hist, edges = np.histogram(a, bins=self.num_bins, range=rng)
             hist[0] += self.zeros_before
             self.hist, self.edges = hist.astype(np.int64), edges.astype(_F32)
@@ -112,8 +125,9 @@ class SignedHistogram:
             raise ValueError(f"num_bins: expected a positive integer, got {num_bins!r}")
         self.num_bins = int(num_bins)
         self.max_bins = max_bins_for(self.num_bins)
-        self.hist: np.ndarray | None = None
+        self.hist: np.ndarray | None = None      # None until a batch with some |x| in float32's normal range
         self.edges: np.ndarray | None = None
+        self.zeros_before = 0
         self.threshold = _F32(0)
         self.min_val = _F32(np.inf)
         self.max_val = _F32(-np.inf)
@@ -124,7 +138,11 @@ class SignedHistogram:
         self.max_val = max(self.max_val, hi)
         t = _F32(max(abs(lo), abs(hi)))
         if self.hist is None:
+            if t < _smallest_range(self.num_bins):
+                self.zeros_before += x.size        # as AbsHistogram: no scale to lay bins out with yet
+                return
             hist, edges = np.histogram(x, self.num_bins, range=(-t, t))
+            hist[self.num_bins // 2] += self.zeros_before
             self.hist, self.edges, self.threshold = hist.astype(np.int64), edges, t
             return
         old_t, old = self.threshold, self.hist
@@ -150,6 +168,12 @@ class SignedHistogram:
         hist, edges = np.histogram(x, old.size + 2 * extra, range=(-new_t, new_t))
         hist[extra: extra + old.size] += old
         self.hist, self.edges, self.threshold = hist.astype(np.int64), edges, new_t
+
+
+def _range_counts(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
+    """Counts of x in ``bins`` equal bins over [lo, hi], laid out in float64 (a narrow range of large
+    float32 values would need bins finer than float32 holds)."""
+    return np.histogram(x, bins, range=(np.float64(lo), np.float64(hi)))[0].astype(np.float64)
 
 
 class RangeHistogram:
@@ -181,7 +205,7 @@ class RangeHistogram:
 
     def _reset(self, x: np.ndarray, lo: float, hi: float) -> None:
         self.min_val, self.max_val = lo, hi
-        self.hist = np.histogram(x, self.bins, range=(lo, hi))[0].astype(np.float64)
+        self.hist = _range_counts(x, self.bins, lo, hi)
 
     def add(self, x: np.ndarray) -> None:
         lo, hi = float(x.min()), float(x.max())
@@ -197,7 +221,7 @@ class RangeHistogram:
             return
         new_lo, new_hi = min(lo, old_lo), max(hi, old_hi)
         if new_lo == old_lo and new_hi == old_hi:
-            self.hist = self.hist + np.histogram(x, self.bins, range=(old_lo, old_hi))[0]
+            self.hist = self.hist + _range_counts(x, self.bins, old_lo, old_hi)
             return
         old_w = old_hi - old_lo
         # one fine grid of width old_w / (bins * upsample_rate): the new range spans bins * down fine bins
@@ -217,5 +241,5 @@ class RangeHistogram:
         fine[start: start + self.bins * self.upsample_rate] = np.repeat(self.hist, self.upsample_rate)
         integral = np.cumsum(fine)[down - 1:: down]
         rebinned = np.diff(integral, prepend=0.0) / self.upsample_rate
-        self.hist = rebinned + np.histogram(x, self.bins, range=(new_lo, new_hi))[0]
+        self.hist = rebinned + _range_counts(x, self.bins, new_lo, new_hi)
         self.min_val, self.max_val = new_lo, new_hi

@@ -141,19 +141,6 @@ def _summary_tables(report) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
-def _layer_names(report) -> list[tuple[str, str]]:
-    seen, names = set(), []
-    for r in report.targets.values():
-        for layer in r.layers:
-            if layer.name not in seen:
-                seen.add(layer.name)
-                names.append((layer.name, layer.op))
-    return names
-
-
-def _layer(result, name):
-    return next((l for l in result.layers if l.name == name), None)
-
 
 def _legend(chart_id: str, names) -> str:
     buttons = "".join(f'<button type="button" data-series="s{i}"><i style="background:{svg.color(i)}"></i>'
@@ -162,12 +149,12 @@ def _legend(chart_id: str, names) -> str:
 
 
 def _sqnr_section(report) -> str:
-    layers = _layer_names(report)
+    layers = report.layer_names()
     series = []
     for t, r in report.targets.items():
         vals = []
         for name, _ in layers:
-            layer = _layer(r, name)
+            layer = r.find_layer(name)
             vals.append(None if layer is None else layer.metrics.sqnr_db)
         series.append((t, vals))
     chart = svg.line_chart(series, [n for n, _ in layers], y_label="SQNR (dB)", min_width=1180)
@@ -225,8 +212,8 @@ def _headroom_fill(v) -> str:
 
 def _overflow_section(report) -> str:
     targets = list(report.targets)
-    rows = [(n, op) for n, op in _layer_names(report)
-            if any((l := _layer(r, n)) is not None and l.accumulator is not None for r in report.targets.values())]
+    rows = [(n, op) for n, op in report.layer_names()
+            if any((l := r.find_layer(n)) is not None and l.accumulator is not None for r in report.targets.values())]
     if not rows:
         return ""
     labels = [f"{n} ({op})" for n, op in rows]
@@ -234,7 +221,7 @@ def _overflow_section(report) -> str:
     for n, _ in rows:
         ev, hr, ac = [], [], []
         for t in targets:
-            layer = _layer(report.targets[t], n)
+            layer = report.targets[t].find_layer(n)
             a = None if layer is None else layer.accumulator
             ac.append(a)
             ev.append(None if a is None else a.mac_events)
@@ -263,9 +250,9 @@ def _overflow_section(report) -> str:
     ev_map = svg.heatmap(labels, targets, events, fill=_events_fill(peak), text=_short, tip=ev_tip, cell_w=78)
     hr_map = svg.heatmap(labels, targets, headroom, fill=_headroom_fill, text=lambda v: f"{v[0]}/{v[1]}",
                          tip=hr_tip, cell_w=78)
-    clip = [[None if (l := _layer(report.targets[t], n)) is None else l.metrics.clip_share for t in targets]
-            for n, _ in _layer_names(report)]
-    clip_labels = [f"{n} ({op})" for n, op in _layer_names(report)]
+    clip = [[None if (l := report.targets[t].find_layer(n)) is None else l.metrics.clip_share for t in targets]
+            for n, _ in report.layer_names()]
+    clip_labels = [f"{n} ({op})" for n, op in report.layer_names()]
     clip_peak = max((v for row in clip for v in row if v is not None), default=0.0)
     clip_map = svg.heatmap(clip_labels, targets, clip, fill=_share_fill(clip_peak),
                            text=lambda v: fmt_share(v) if v else "0",

@@ -144,24 +144,6 @@ def _output_tables(console: Console, report) -> None:
         _print_split(console, title, "metric", targets, table_rows)
 
 
-def _layer_names(report) -> list[tuple[str, str]]:
-    """(name, op) of every layer in graph order, over all targets (graphs may differ per target)."""
-    seen, names = set(), []
-    for r in report.targets.values():
-        for layer in r.layers:
-            if layer.name not in seen:
-                seen.add(layer.name)
-                names.append((layer.name, layer.op))
-    return names
-
-
-def _find(result, name):
-    for layer in result.layers:
-        if layer.name == name:
-            return layer
-    return None
-
-
 def _sqnr_cell(layer) -> str:
     if layer is None:
         return "-"
@@ -195,8 +177,8 @@ def _short(n: int) -> str:
 
 def _sqnr_table(console: Console, report) -> None:
     rows = []
-    for name, op in _layer_names(report):
-        cells = {t: _sqnr_cell(_find(r, name)) for t, r in report.targets.items()}
+    for name, op in report.layer_names():
+        cells = {t: _sqnr_cell(r.find_layer(name)) for t, r in report.targets.items()}
         rows.append((f"{escape(name)} [dim]{op}[/]", cells))
     _print_split(console, "SQNR per layer, dB (red background: overflow events in the MAC)", "layer",
                  report.targets, rows)
@@ -204,8 +186,8 @@ def _sqnr_table(console: Console, report) -> None:
 
 def _acc_table(console: Console, report) -> None:
     rows = []
-    for name, op in _layer_names(report):
-        cells = {t: _acc_cell(_find(r, name)) for t, r in report.targets.items()}
+    for name, op in report.layer_names():
+        cells = {t: _acc_cell(r.find_layer(name)) for t, r in report.targets.items()}
         if any(c is not None for c in cells.values()):
             rows.append((f"{escape(name)} [dim]{op}[/]", {t: "-" if c is None else c for t, c in cells.items()}))
     if rows:

@@ -169,6 +169,10 @@ class TargetResult:
                 return layer
         raise KeyError(f"target {self.name}: no layer named {name!r}; layers: {', '.join(l.name for l in self.layers)}")
 
+    def find_layer(self, name: str) -> LayerResult | None:
+        """The layer named ``name``, or None (a target's graph may lack a layer another target has)."""
+        return next((layer for layer in self.layers if layer.name == name), None)
+
     def output(self, name: str) -> OutputResult:
         for out in self.outputs:
             if out.name == name:
@@ -220,6 +224,16 @@ class Report:
     n_samples: int
     targets: dict[str, TargetResult]
     float_scores: dict = field(default_factory=dict)   # output -> {"accuracy", "top5_accuracy"}
+
+    def layer_names(self) -> list[tuple[str, str]]:
+        """(name, op) of every layer in graph order, over all targets (graphs may differ per target)."""
+        seen, names = set(), []
+        for r in self.targets.values():
+            for layer in r.layers:
+                if layer.name not in seen:
+                    seen.add(layer.name)
+                    names.append((layer.name, layer.op))
+        return names
 
     def output_names(self) -> list[str]:
         first = next(iter(self.targets.values()), None)

@@ -666,7 +666,7 @@ def _batchnorm_op(b, node, attrs):
     mult = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
     shift = beta - mean * mult
     x = b.use(node.input[0], node)
-    if b.consumer_count.get(node.input[0], 0) == 1 and fold_batchnorm(b, x, node.output[0], mult, shift):
+    if b.consumer_count.get(node.input[0], 0) == 1 and fold_batchnorm(b, x, node.output[0], mult, shift, (gamma, beta)):
         return
     # not foldable: y = x * mult + shift, per channel (the last IR axis of a rank-4 tensor)
     t = b.tensor(x)

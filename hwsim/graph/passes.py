@@ -300,12 +300,18 @@ def remove_dead(graph: Graph) -> None:
     graph.tensors = {k: v for k, v in graph.tensors.items() if k in used}
 
 
-def fold_batchnorm(b, x: str, out: str, mult: np.ndarray, shift: np.ndarray) -> bool:
+def fold_batchnorm(b, x: str, out: str, mult: np.ndarray, shift: np.ndarray,
+                   stats: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """Fold y = x * mult + shift (per output channel) into the float conv2d / fully_connected producing ``x``.
 
     ``b`` is the importer's builder; the producer's output is renamed ``out``.
     Returns False (nothing changed) when the producer is not a float op with constant weights.
     Folding is done in float64 and rounded once to float32.
+
+    ``stats`` = (gamma, beta), the batch norm's own scale and shift: they are kept on the folded node as
+    ``attrs["batchnorm"] = {"gamma": float32 [O], "beta": float32 [O]}`` (output channel order), because
+    the batch norm's output -- the folded op's pre-activation output -- is distributed about as
+    N(beta, gamma^2) per channel, which data-free quantization reads (:mod:`hwsim.quant.zero_shot`).
     """
     producer = next((n for n in reversed(b.nodes) if x in n.outputs), None)
     if producer is None or producer.op not in ("conv2d", "fully_connected") or producer.attrs.get("activation"):
@@ -328,4 +334,7 @@ def fold_batchnorm(b, x: str, out: str, mult: np.ndarray, shift: np.ndarray) -> 
     t = b.tensors.pop(x)
     b.tensors[out] = Tensor(out, t.shape, t.dtype)
     producer.outputs[0] = out
+    if stats is not None:
+        gamma, beta = (np.asarray(v, dtype=np.float32).reshape(o) for v in stats)
+        producer.attrs["batchnorm"] = {"gamma": gamma, "beta": beta}
     return True

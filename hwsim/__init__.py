@@ -7,6 +7,7 @@ Public API (see README.md):
   (:mod:`hwsim.graph.ir`); bad files raise :class:`ModelError`.
 * :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
   :func:`float_reference` -- the same graph in float32.
+* :func:`quantize` -- post-training quantization of a float graph for a target.
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
   emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
   accumulator and requantisation specs from a target and the layer's scales.
@@ -20,6 +21,7 @@ from hwsim.graph.errors import ModelError
 from hwsim.graph.load import load_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
+from hwsim.quant.quantize import quantize
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
 from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
@@ -36,6 +38,7 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "float_reference",
+    "quantize",
     "TargetProfile",
     "TargetError",
     "layer_specs",

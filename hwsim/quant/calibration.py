@@ -20,8 +20,8 @@ from hwsim.graph.ir import Graph
 
 __all__ = ["CalibrationSet", "float_traces"]
 
-#: samples per float_reference call: bounds the memory of a traced run (EfficientNet: ~30 MB per sample)
-CHUNK = 4
+#: samples per float_reference call: bounds the memory of a traced run (EfficientNet: ~30 MB per sample; its batch is fixed at 1 anyway)
+CHUNK = 16
 
 
 class CalibrationSet:

@@ -26,7 +26,7 @@ import numpy as np
 
 from hwsim.graph.ir import Graph, Node, QuantParams, Tensor
 
-__all__ = ["rewrite", "integer_ops", "weight_op_key", "PASS_THROUGH", "WEIGHTED"]
+__all__ = ["rewrite", "set_bias", "integer_ops", "weight_op_key", "PASS_THROUGH", "WEIGHTED"]
 
 _F32 = np.float32
 PASS_THROUGH = frozenset({"reshape", "transpose", "relu", "clip", "max_pool2d"})
@@ -155,16 +155,25 @@ def rewrite(graph: Graph, profile, act_params: Callable[[str], QuantParams], act
                  source=graph.source, kind=kind, path=graph.path, float_source=graph)
 
 
-def requantize_bias(q: Graph, node: Node, bias_float: np.ndarray) -> None:
-    """Replace the integer (or per-group float) bias of integer ``node`` in ``q`` by ``bias_float`` (in place).
+def set_bias(q: Graph, node: Node, bias: np.ndarray, profile) -> None:
+    """Give integer layer ``node`` of ``q`` the real bias ``bias`` [O] (in place; adds a bias if it has none).
 
-    The bias keeps its scale ``s_x * s_w[c]``; callers must :func:`hwsim.sim.executor.clear_cache` ``q``.
+    The bias is quantized as :func:`rewrite` does (int32 at scale ``s_x * s_w[c]``, saturated to the
+    target's bias width; float32 for per-group weights).  Callers must
+    :func:`hwsim.sim.executor.clear_cache` ``q`` afterwards.
     """
-    if len(node.inputs) < 3 or not node.inputs[2]:
-        raise ValueError(f"node {node.name!r}: has no bias to correct")
-    t = q.tensors[node.inputs[2]]
-    if t.quant is None:
-        t.data = np.asarray(bias_float, dtype=_F32)
-        return
-    bits = 32
-    t.data = _quantize_bias(np.asarray(bias_float, np.float64), t.quant.scale.astype(np.float64).reshape(-1), bits)
+    x_t, w_t = q.tensors[node.inputs[0]], q.tensors[node.inputs[1]]
+    bias = np.asarray(bias, dtype=np.float64)
+    has = len(node.inputs) > 2 and bool(node.inputs[2])
+    name = node.inputs[2] if has else f"{node.name}/bias__q"
+    if w_t.quant.group_size is not None:
+        q.tensors[name] = Tensor(name, bias.shape, np.dtype(_F32), None, bias.astype(_F32))
+    else:
+        bscale = (x_t.quant.scale.astype(np.float64) * w_t.quant.scale.astype(np.float64)).reshape(-1)
+        bits = profile.for_op(weight_op_key(q, node), 16 if np.dtype(x_t.dtype).itemsize == 2 else None).bias.bits
+        bq = _quantize_bias(bias, bscale, bits)
+        q.tensors[name] = Tensor(name, bq.shape, np.dtype(np.int32),
+                                 QuantParams(bscale.astype(_F32), np.zeros(bscale.shape, np.int64),
+                                             0 if bscale.size > 1 else None), bq)
+    if not has:
+        node.inputs[2:] = [name]

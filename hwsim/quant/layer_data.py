@@ -1,0 +1,87 @@
+"""What the layer-wise PTQ passes (bias correction, AdaRound) read about one layer of a quantized graph.
+
+For integer layer ``node`` of quantized graph ``q`` (from :func:`hwsim.quantize`):
+
+* :func:`layer_inputs` yields, per calibration chunk, the layer's input as the
+  float model computes it (``q.float_source``) and as the target computes it
+  (:func:`hwsim.simulate` on ``q``, dequantized), both NHWC / [N, K];
+* :func:`dequantized_weights` / :func:`dequantized_bias` give the real values
+  the integer layer multiplies with;
+* :func:`pre_activation` is a layer's output before its fused activation in
+  float (the passes' objectives are expectations of it, not integer results).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.graph.ir import Graph, Node
+
+__all__ = ["layer_inputs", "dequantized_weights", "dequantized_bias", "pre_activation", "float_name",
+           "weighted_layers"]
+
+
+def float_name(name: str) -> str:
+    """The float tensor an integer tensor ``<name>__q`` approximates."""
+    return name[:-3] if name.endswith("__q") else name
+
+
+def weighted_layers(q: Graph) -> list:
+    """The integer conv2d / fully_connected nodes of ``q``, in graph order."""
+    return [n for n in q.nodes if n.op in ("conv2d", "fully_connected") and q.tensors[n.inputs[1]].quant is not None]
+
+
+def _dequantize(t) -> np.ndarray:
+    qp = t.quant
+    data = t.data.astype(np.float64)
+    if qp.group_size is not None:
+        o, g = qp.scale.shape
+        flat = data.reshape(o, -1)
+        cols = np.arange(flat.shape[1]) // qp.group_size
+        s = qp.scale.astype(np.float64)[:, cols]
+        z = qp.zero_point[:, cols]
+        return (s * (flat - z)).reshape(data.shape)
+    if qp.per_channel:
+        shape = (-1,) + (1,) * (data.ndim - 1)
+        return qp.scale.astype(np.float64).reshape(shape) * (data - qp.zero_point.reshape(shape))
+    return float(qp.scale.reshape(-1)[0]) * (data - int(qp.zero_point.reshape(-1)[0]))
+
+
+def dequantized_weights(q: Graph, node: Node) -> np.ndarray:
+    return _dequantize(q.tensors[node.inputs[1]])
+
+
+def dequantized_bias(q: Graph, node: Node, n_out: int) -> np.ndarray:
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return np.zeros(n_out)
+    t = q.tensors[node.inputs[2]]
+    if t.quant is None:
+        return t.data.astype(np.float64)
+    return t.quant.scale.astype(np.float64).reshape(-1) * t.data.astype(np.float64)
+
+
+def pre_activation(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The layer's output before its fused activation, float32 (conv2d NHWC, fully_connected [N, O])."""
+    from hwsim.sim.float_ref import conv2d_f32
+
+    x = np.asarray(x, np.float32)
+    w = np.asarray(w, np.float32)
+    if node.op == "fully_connected":
+        return x.reshape(x.shape[0], -1) @ w.T + b.astype(np.float32)
+    a = node.attrs
+    return conv2d_f32(x, w, b.astype(np.float32), tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1))),
+                      tuple(a.get("padding", (0, 0, 0, 0))), int(a.get("groups", 1)))
+
+
+def layer_inputs(q: Graph, node: Node, calib, target):
+    """Yield (x_float, x_quant) per calibration chunk: the layer's input in the float model and on the target."""
+    import hwsim
+    from hwsim.quant.calibration import float_traces
+
+    x_name = node.inputs[0]
+    t = q.tensors[x_name]
+    for part, env in float_traces(q.float_source, calib):
+        sim = hwsim.simulate(q, target, part, trace=True)
+        xq = sim.tensors[x_name].astype(np.float64)
+        x_deq = float(t.quant.scale.reshape(-1)[0]) * (xq - int(t.quant.zero_point.reshape(-1)[0]))
+        yield env[float_name(x_name)], x_deq.astype(np.float32)

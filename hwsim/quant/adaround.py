@@ -1,0 +1,214 @@
+"""AdaRound (Nagel et al., ICML 2020, arXiv:2004.10568; SEMANTICS.md section 5), in numpy, layer by layer.
+
+Nearest rounding of each weight is not what minimises a layer's output error.
+AdaRound learns, per weight, whether to round down or up: with w_floor =
+floor(w / s) and a continuous variable V,
+
+    W~(V) = s * (clip(w_floor + h(V) + zp, qmin, qmax) - zp),
+    h(V)  = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1),   zeta = 1.1, gamma = -0.1,
+
+and minimises, over a sample of the layer's calibration inputs,
+
+    mean (f(W x + b) - f(W~ x~ + b~))^2  +  lambda * mean(1 - |2 h(V) - 1|^beta)
+
+(f the layer's fused activation, x its float input, x~ its input as the target
+computes it, so earlier layers' errors are compensated: "asymmetric"
+reconstruction).  The regulariser pushes h to 0 or 1; beta anneals from 20 to 2
+(cosine) after a warm start of 20 % of the iterations without it.  Adam on V,
+``iters`` steps (bounded; default :data:`ITERS`), V initialised so that
+h(V) = w / s - w_floor (the soft rounding starts at the exact value).  The
+final codes are w_floor + 1[h(V) >= 0.5] (= 1[V >= 0]).
+
+The codes are kept only if their reconstruction error (the first term, hard
+rounding) is not larger than nearest rounding's on the same sample, so AdaRound
+never makes a layer's objective worse.  Layers with per-group weights are left
+with nearest rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.graph.ir import Graph, Node
+
+__all__ = ["adaround_graph", "adaround_layer", "AdaRoundResult", "ITERS", "ZETA", "GAMMA"]
+
+ZETA, GAMMA = 1.1, -0.1
+ITERS = 500
+LAMBDA = 0.01
+WARM_START = 0.2
+BETA = (20.0, 2.0)
+LR = 0.05
+#: patch rows sampled per layer (seeded): bounds AdaRound's cost on large feature maps
+SAMPLE_ROWS = 2048
+
+
+class AdaRoundResult:
+    """One layer's outcome: the codes and the reconstruction errors of nearest and learned rounding."""
+
+    def __init__(self, codes, loss_nearest: float, loss_adaround: float, kept: bool) -> None:
+        self.codes, self.loss_nearest, self.loss_adaround, self.kept = codes, loss_nearest, loss_adaround, kept
+
+
+def _h(v: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 / (1.0 + np.exp(-v)) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
+
+
+def _activation(act, y):
+    if act is None:
+        return y, np.ones_like(y, dtype=bool)
+    lo, hi = act
+    return np.clip(y, lo, hi), (y > lo) & (y < hi)
+
+
+def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int,
+                   x: np.ndarray, x_q: np.ndarray, bias: np.ndarray, bias_q: np.ndarray, activation=None, *,
+                   iters: int = ITERS, seed: int = 0) -> AdaRoundResult:
+    """AdaRound of one linear map y = f(x @ w.T + b).
+
+    Parameters
+    ----------
+    w : [O, K] float weights; scale, zero_point : [O] (or scalars) of the weight quantization.
+    qmin, qmax : the weight code range.
+    x, x_q : [M, K] the float and the target's inputs (rows of the same positions).
+    bias, bias_q : [O] float bias and the quantized layer's real bias.
+    activation : None or (lo, hi), the fused activation f.
+
+    Returns
+    -------
+    AdaRoundResult
+        ``codes`` [O, K] int64, within floor/ceil of w / s (plus the zero point, clipped to the code range).
+    """
+    w = np.asarray(w, np.float64)
+    s = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), w.shape)
+    zp = np.broadcast_to(np.asarray(zero_point, np.float64).reshape(-1, 1), w.shape)
+    x = np.asarray(x, np.float64)
+    x_q = np.asarray(x_q, np.float64)
+    target, _ = _activation(activation, x @ w.T + bias)
+    w_floor = np.floor(w / s)
+    rest = w / s - w_floor
+
+    def codes_of(h):
+        return np.clip(w_floor + h + zp, qmin, qmax)
+
+    def recon(h):
+        y, _ = _activation(activation, x_q @ (s * (codes_of(h) - zp)).T + bias_q)
+        return float(np.mean((y - target) ** 2))
+
+    nearest = np.rint(w / s)           # numpy rint: half to even, as the quantizers round
+    loss_near = recon(nearest - w_floor)
+    p = np.clip((rest - GAMMA) / (ZETA - GAMMA), 1e-6, 1 - 1e-6)
+    v = np.log(p / (1 - p))
+    m, u = np.zeros_like(v), np.zeros_like(v)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    n_out = target.size
+    warm = int(WARM_START * iters)
+    for it in range(iters):
+        sig = 1.0 / (1.0 + np.exp(-v))
+        soft = sig * (ZETA - GAMMA) + GAMMA
+        h = np.clip(soft, 0.0, 1.0)
+        raw = w_floor + h + zp
+        inside_codes = (raw >= qmin) & (raw <= qmax)
+        wq = s * (np.clip(raw, qmin, qmax) - zp)
+        y, active = _activation(activation, x_q @ wq.T + bias_q)
+        dy = 2.0 * (y - target) * active / n_out
+        dh = (dy.T @ x_q) * s * inside_codes
+        if it >= warm:
+            frac = (it - warm) / max(1, iters - warm)
+            beta = BETA[1] + 0.5 * (BETA[0] - BETA[1]) * (1 + np.cos(np.pi * frac))
+            d = 2 * h - 1
+            dh = dh + LAMBDA / h.size * (-beta * np.abs(d) ** (beta - 1) * np.sign(d) * 2)
+        dv = dh * sig * (1 - sig) * (ZETA - GAMMA) * ((soft > 0) & (soft < 1))
+        m = b1 * m + (1 - b1) * dv
+        u = b2 * u + (1 - b2) * dv * dv
+        v = v - LR * (m / (1 - b1 ** (it + 1))) / (np.sqrt(u / (1 - b2 ** (it + 1))) + eps)
+    hard = (v >= 0).astype(np.float64)
+    loss_ada = recon(hard)
+    kept = loss_ada <= loss_near
+    codes = codes_of(hard) if kept else np.clip(nearest + zp, qmin, qmax)
+    return AdaRoundResult(codes.astype(np.int64), loss_near, loss_ada, kept)
+
+
+def _rows(node: Node, x: np.ndarray, q: Graph):
+    """The layer's input as rows: fully_connected [N, K]; conv2d patches [rows, KH*KW*Cg] per group."""
+    from hwsim.sim.float_ref import im2col
+
+    if node.op == "fully_connected":
+        return x.reshape(x.shape[0], -1)
+    a = node.attrs
+    w_shape = q.tensors[node.inputs[1]].shape
+    cols = im2col(np.asarray(x, np.float32), (w_shape[1], w_shape[2]), tuple(a.get("stride", (1, 1))),
+                  tuple(a.get("dilation", (1, 1))), tuple(a.get("padding", (0, 0, 0, 0))))
+    return cols.reshape(-1, w_shape[1], w_shape[2], cols.shape[-1])
+
+
+def adaround_graph(q: Graph, profile, calib, *, iters: int = ITERS, seed: int = 0, progress: bool = False) -> dict:
+    """AdaRound every integer conv2d / fully_connected layer of ``q`` in place (graph order).
+
+    Returns
+    -------
+    dict
+        node name -> :class:`AdaRoundResult`.
+    """
+    from hwsim.quant.layer_data import dequantized_bias, float_name, layer_inputs, weighted_layers
+    from hwsim.quant.quantize import _Progress
+    from hwsim.sim.executor import clear_cache
+
+    f = q.float_source
+    layers = [n for n in weighted_layers(q) if q.tensors[n.inputs[1]].quant.group_size is None]
+    results = {}
+    rng = np.random.default_rng(seed)
+    with _Progress(progress, "adaround", total=len(layers)) as bar:
+        for node in layers:
+            fnode = next(n for n in f.nodes if n.outputs[0] == float_name(node.outputs[0]))
+            w_t = q.tensors[node.inputs[1]]
+            w = f.tensors[fnode.inputs[1]].data.astype(np.float64)
+            b = (f.tensors[fnode.inputs[2]].data.astype(np.float64) if len(fnode.inputs) > 2 and fnode.inputs[2]
+                 else np.zeros(w.shape[0]))
+            b_q = dequantized_bias(q, node, w.shape[0])
+            xs, xqs = [], []
+            for x_f, x_q in layer_inputs(q, node, calib, profile):
+                xs.append(_rows(node, x_f, q))
+                xqs.append(_rows(node, x_q, q))
+            rows, rows_q = np.concatenate(xs), np.concatenate(xqs)
+            pick = rng.choice(rows.shape[0], size=min(SAMPLE_ROWS, rows.shape[0]), replace=False)
+            pick.sort()
+            rows, rows_q = rows[pick], rows_q[pick]
+            qp = w_t.quant
+            scale = np.broadcast_to(qp.scale.reshape(-1), (w.shape[0],))
+            zp = np.broadcast_to(qp.zero_point.reshape(-1), (w.shape[0],))
+            qmin, qmax = _code_range(profile, q, node)
+            groups = int(node.attrs.get("groups", 1)) if node.op == "conv2d" else 1
+            act = node.attrs.get("activation")
+            codes = np.empty(w.shape, np.int64)
+            res_all = []
+            og = w.shape[0] // groups
+            for g in range(groups):
+                sl = slice(g * og, (g + 1) * og)
+                if node.op == "conv2d":
+                    cg = w.shape[3]
+                    xg = rows[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1)
+                    xqg = rows_q[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1)
+                else:
+                    xg, xqg = rows, rows_q
+                r = adaround_layer(w[sl].reshape(og, -1), scale[sl], zp[sl], qmin, qmax, xg, xqg, b[sl], b_q[sl],
+                                   act, iters=iters, seed=seed)
+                codes[sl] = r.codes.reshape(w[sl].shape)
+                res_all.append(r)
+            w_t.data = codes.astype(w_t.data.dtype)
+            clear_cache(q)
+            results[node.name] = AdaRoundResult(codes, sum(r.loss_nearest for r in res_all),
+                                                sum(r.loss_adaround for r in res_all), all(r.kept for r in res_all))
+            bar.advance()
+    return results
+
+
+def _code_range(profile, q: Graph, node: Node) -> tuple:
+    """The weight code range the layer was quantized to (restricted int8: [-127, 127])."""
+    from hwsim.quant.quantize import quant_format
+    from hwsim.quant.rewrite import weight_op_key
+
+    x_t = q.tensors[node.inputs[0]]
+    fmt = quant_format(profile.for_op(weight_op_key(q, node), 16 if np.dtype(x_t.dtype).itemsize == 2 else None)
+                       .weights)
+    return fmt.qmin, fmt.qmax

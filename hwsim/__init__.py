@@ -5,6 +5,7 @@ Public API (see README.md):
 * :func:`list_targets`, :func:`load_target` -- target profiles (YAML).
 * :func:`load_model` -- an ONNX (float / QDQ / QOperator) or TFLite file as a graph IR
   (:mod:`hwsim.graph.ir`); bad files raise :class:`ModelError`.
+* :func:`save_model` -- a quantized graph as a QDQ ONNX model that onnxruntime runs.
 * :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
   :func:`float_reference` -- the same graph in float32.
 * :func:`quantize` -- post-training quantization of a float graph for a target.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from hwsim.graph.errors import ModelError
 from hwsim.graph.load import load_model
+from hwsim.graph.onnx_export import save_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.quant.quantize import quantize
@@ -33,6 +35,7 @@ __all__ = [
     "list_targets",
     "load_target",
     "load_model",
+    "save_model",
     "ModelError",
     "simulate",
     "SimResult",

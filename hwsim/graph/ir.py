@@ -37,8 +37,12 @@ op                      inputs -> outputs; attrs
 ======================  =========================================================
 conv2d                  x, w, [bias] -> y; stride (h, w), dilation (h, w),
                         padding (top, left, bottom, right), groups, activation
-fully_connected         x [N, K], w [O, K], [bias] -> y [N, O]; activation
-matmul                  a [.., M, K], b [.., K, N] (both run-time) -> y
+fully_connected         x [N, K], w [O, K], [bias], [x_zero_point] -> y [N, O];
+                        activation.  ``x_zero_point`` (optional) is a run-time
+                        scalar (a dynamic_quantize output) that replaces the
+                        static zero point of x (x then has ``quant`` None)
+matmul                  a [.., M, K], b [.., K, N] (both run-time), [a_zero_point]
+                        -> y; a_zero_point as fully_connected's x_zero_point
 add, sub, mul           a, b (numpy broadcasting) -> y; activation
 mean                    x -> y; axes (tuple), keepdims (bool)
 avg_pool2d, max_pool2d  x -> y; kernel (h, w), stride, padding, activation,
@@ -55,6 +59,10 @@ clip                    x -> y; min, max (real)
 quantize                x (float) -> y (int)
 dequantize              x (int) -> y (float)
 requantize              x (int) -> y (int, other scale / zero point)
+dynamic_quantize        x (float) -> y (uint8), scale (float32 []), zero_point
+                        (uint8 []): ONNX DynamicQuantizeLinear, parameters
+                        computed from each input at run time
+cast                    x -> y; dtype (the output's numpy dtype)
 ======================  =========================================================
 """
 
@@ -69,7 +77,7 @@ __all__ = ["QuantParams", "WeightLookup", "Tensor", "Node", "Graph", "CANONICAL_
 CANONICAL_OPS = frozenset({
     "conv2d", "fully_connected", "matmul", "add", "sub", "mul", "mean", "avg_pool2d", "max_pool2d",
     "reshape", "transpose", "concat", "pad", "softmax", "logistic", "tanh", "hard_swish", "relu",
-    "leaky_relu", "clip", "quantize", "dequantize", "requantize",
+    "leaky_relu", "clip", "quantize", "dequantize", "requantize", "dynamic_quantize", "cast",
 })
 
 

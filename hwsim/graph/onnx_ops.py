@@ -332,7 +332,7 @@ def _weights_oc(b, node, name: str, transpose: bool, scale: float = 1.0) -> str:
     return b.add_constant(src, np.ascontiguousarray(w))
 
 
-def _fc(b, node, x: str, w: str, bias: str | None, out_dtype, out_quant) -> None:
+def _fc(b, node, x: str, w: str, bias: str | None, out_dtype, out_quant, x_zero_point: str | None = None) -> None:
     xs = b.tensor(x).shape
     ws = b.tensor(w).shape
     if len(xs) != 2:
@@ -340,10 +340,11 @@ def _fc(b, node, x: str, w: str, bias: str | None, out_dtype, out_quant) -> None
     if xs[1] is not None and xs[1] != ws[1]:
         raise b.error(node, f"input has K={xs[1]} but the weights have K={ws[1]}")
     y = b.add_tensor(node.output[0], (xs[0], ws[0]), out_dtype, out_quant)
-    b.emit("fully_connected", [x, w] + ([bias] if bias else []), [y], node, activation=None)
+    inputs = [x, w] + ([bias or "", x_zero_point] if x_zero_point else [bias] if bias else [])
+    b.emit("fully_connected", inputs, [y], node, activation=None)
 
 
-def _matmul(b, node, a: str, c: str, out_dtype, out_quant) -> None:
+def _matmul(b, node, a: str, c: str, out_dtype, out_quant, a_zero_point: str | None = None) -> None:
     sa, sc = b.tensor(a).shape, b.tensor(c).shape
     if len(sa) < 2 or len(sc) < 2:
         raise b.error(node, "MatMul of 1-D operands is not supported")
@@ -351,7 +352,7 @@ def _matmul(b, node, a: str, c: str, out_dtype, out_quant) -> None:
         raise b.error(node, "MatMul of rank-4 tensors is not supported")
     batch = _broadcast(sa[:-2], sc[:-2]) if (sa[:-2] or sc[:-2]) else ()
     y = b.add_tensor(node.output[0], batch + (sa[-2], sc[-1]), out_dtype, out_quant)
-    b.emit("matmul", [a, c], [y], node)
+    b.emit("matmul", [a, c] + ([a_zero_point] if a_zero_point else []), [y], node)
 
 
 def _float_dtype(b, name):

@@ -182,13 +182,67 @@ def _qlinearmatmul(b, node, attrs):
 
 @_op("MatMulInteger")
 def _matmulinteger(b, node, attrs):
-    a = _q_input_zp_only(b, node, 0, 2)
+    a_zp = _runtime_zero_point(b, node, 2)
+    a = _runtime_quantized(b, node, 0) if a_zp else _q_input_zp_only(b, node, 0, 2)
     if b.is_const(node.input[1]) and len(b.tensor(a).shape) == 2 and b.const(node.input[1]).ndim == 2:
         w = _transpose_qconst(b, _q_input_zp_only(b, node, 1, 3, axis=1))
-        _fc(b, node, a, w, None, np.int32, None)
+        _fc(b, node, a, w, None, np.int32, None, x_zero_point=a_zp)
     else:
         c = _q_input_zp_only(b, node, 1, 3, axis=-1)
-        _matmul(b, node, a, c, np.int32, None)
+        _matmul(b, node, a, c, np.int32, None, a_zero_point=a_zp)
+
+
+def _runtime_zero_point(b, node, index: int) -> str | None:
+    """The IR name of a zero point input computed at run time (DynamicQuantizeLinear's), else None."""
+    if index >= len(node.input) or not node.input[index] or b.is_const(node.input[index]):
+        return None
+    zp = b.use(node.input[index], node)
+    t = b.tensor(zp)
+    if t.dtype != np.uint8 or any(d not in (1, None) for d in t.shape):
+        raise b.error(node, f"run-time zero point {node.input[index]!r} must be a uint8 scalar, got "
+                            f"{t.dtype} of shape {t.shape}")
+    return zp
+
+
+def _runtime_quantized(b, node, index: int) -> str:
+    """An integer input whose zero point comes at run time: it has no static quantisation."""
+    x = b.use(node.input[index], node)
+    t = b.tensor(x)
+    if t.dtype != np.uint8 or t.quant is not None:
+        raise b.error(node, f"input {index} ({node.input[index]!r}) with a run-time zero point must be the "
+                            f"uint8 output of DynamicQuantizeLinear")
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# dynamic quantization (onnxruntime quantize_dynamic): DynamicQuantizeLinear and the Cast after MatMulInteger
+# ------------------------------------------------------------------------------------------------
+
+@_op("DynamicQuantizeLinear")
+def _dynamic_quantize_linear(b, node, attrs):
+    x = b.use(node.input[0], node)
+    t = b.tensor(x)
+    if np.dtype(t.dtype) != np.float32:
+        raise b.error(node, f"input {node.input[0]!r} must be float32, got {t.dtype}")
+    if len(node.output) != 3 or not all(node.output):
+        raise b.error(node, "expected three outputs (y, y_scale, y_zero_point)")
+    y = b.add_tensor(node.output[0], t.shape, np.uint8)
+    scale = b.add_tensor(node.output[1], (), np.float32)
+    zp = b.add_tensor(node.output[2], (), np.uint8)
+    b.emit("dynamic_quantize", [x], [y, scale, zp], node)
+
+
+@_op("Cast")
+def _cast(b, node, attrs):
+    from onnx import helper
+
+    to = np.dtype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
+    x = b.use(node.input[0], node)
+    t = b.tensor(x)
+    if to.kind != "f" or np.dtype(t.dtype).kind not in "iuf":
+        raise b.error(node, f"only a cast to a float type is supported at run time (here {t.dtype} -> {to})")
+    y = b.add_tensor(node.output[0], t.shape, to)
+    b.emit("cast", [x], [y], node, dtype=to)
 
 
 def _transpose_qconst(b, name: str) -> str:

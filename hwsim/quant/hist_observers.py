@@ -12,7 +12,7 @@ import numpy as np
 from hwsim.quant.histogram import AbsHistogram, RangeHistogram, SignedHistogram
 from hwsim.quant.kl import kl_amax_tensorrt, kl_range_mxnet
 from hwsim.quant.l2_search import l2_search
-from hwsim.quant.observers import Observer
+from hwsim.quant.observer_base import Observer
 from hwsim.quant.params import QuantFormat, params_from_range
 
 __all__ = ["PercentileObserver", "EntropyObserver", "EntropyMxnetObserver", "MseObserver", "HistogramObserver"]

@@ -32,75 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwsim.quant.params import AffineParams, QuantFormat, params_from_range
+from hwsim.quant.aciq import AciqObserver
+from hwsim.quant.hist_observers import (EntropyMxnetObserver, EntropyObserver, HistogramObserver, MseObserver,
+                                        PercentileObserver)
+from hwsim.quant.observer_base import Observer
+from hwsim.quant.params import QuantFormat
 
-__all__ = ["Observer", "MinMaxObserver", "MovingAverageObserver", "OBSERVERS", "make_observer"]
-
-
-class Observer:
-    """Base class: input checks, the frozen result cache and ``qparams`` from ``range``.
-
-    Subclasses implement ``_update(x)`` (x is a finite, non-empty float32 1-D array) and
-    ``_compute_range() -> (lo, hi)``.
-    """
-
-    #: the CLI / registry name
-    name = "observer"
-
-    def __init__(self, fmt: QuantFormat) -> None:
-        if not isinstance(fmt, QuantFormat):
-            raise TypeError(f"{self.name} observer: fmt must be a QuantFormat, got {type(fmt).__name__}")
-        self.fmt = fmt
-        self.count = 0                 # elements observed so far
-        self._range: tuple[float, float] | None = None
-        self._params: AffineParams | None = None
-
-    def observe(self, x) -> None:
-        """Fold one batch of values into the observer's state.
-
-        Raises
-        ------
-        ValueError
-            If ``x`` is empty, not numeric, or holds NaN / Inf.
-        """
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "fiub":
-            raise ValueError(f"{self.name} observer: expected a numeric array, got dtype {arr.dtype}")
-        if arr.size == 0:
-            raise ValueError(f"{self.name} observer: empty array (shape {arr.shape}); nothing to observe")
-        arr = arr.astype(np.float32, copy=False).reshape(-1)
-        if not np.all(np.isfinite(arr)):
-            bad = "NaN" if np.isnan(arr).any() else "Inf"
-            raise ValueError(f"{self.name} observer: the data holds {bad} values; calibration data must be finite")
-        self._update(arr)
-        self.count += arr.size
-        self._range = None
-        self._params = None
-
-    def range(self) -> tuple[float, float]:
-        """The chosen clipping range ``(lo, hi)`` in real units (frozen until the next ``observe``)."""
-        if self.count == 0:
-            raise ValueError(f"{self.name} observer: no data observed; call observe(x) first")
-        if self._range is None:
-            lo, hi = self._compute_range()
-            self._range = (float(lo), float(hi))
-        return self._range
-
-    def qparams(self) -> AffineParams:
-        """Per-tensor scale and zero point of :meth:`range` in this observer's format."""
-        if self._params is None:
-            lo, hi = self.range()
-            self._params = params_from_range(lo, hi, self.fmt)
-        return self._params
-
-    def _update(self, x: np.ndarray) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _compute_range(self) -> tuple[float, float]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(fmt={self.fmt}, observed={self.count})"
+__all__ = ["Observer", "MinMaxObserver", "MovingAverageObserver", "PercentileObserver", "EntropyObserver",
+           "EntropyMxnetObserver", "MseObserver", "AciqObserver", "HistogramObserver", "OBSERVERS", "make_observer"]
 
 
 class MinMaxObserver(Observer):
@@ -152,18 +91,10 @@ class MovingAverageObserver(Observer):
         return self.min_val, self.max_val
 
 
-def _registry() -> dict[str, type]:
-    from hwsim.quant.aciq import AciqObserver
-    from hwsim.quant.hist_observers import (EntropyMxnetObserver, EntropyObserver, HistogramObserver,
-                                            MseObserver, PercentileObserver)
-
-    classes = [MinMaxObserver, MovingAverageObserver, PercentileObserver, EntropyObserver,
-               EntropyMxnetObserver, MseObserver, AciqObserver, HistogramObserver]
-    return {cls.name: cls for cls in classes}
-
-
 #: CLI method name -> observer class
-OBSERVERS: dict[str, type] = {}
+OBSERVERS: dict[str, type] = {cls.name: cls for cls in (
+    MinMaxObserver, MovingAverageObserver, PercentileObserver, EntropyObserver, EntropyMxnetObserver,
+    MseObserver, AciqObserver, HistogramObserver)}
 
 
 def make_observer(method: str, fmt: QuantFormat, **options) -> Observer:
@@ -180,10 +111,10 @@ def make_observer(method: str, fmt: QuantFormat, **options) -> Observer:
         cls = OBSERVERS[method]
     except (KeyError, TypeError):
         raise ValueError(f"calibration method: unknown {method!r}; expected one of {', '.join(OBSERVERS)}") from None
+    if not isinstance(fmt, QuantFormat):
+        raise TypeError(f"{method} observer: fmt must be a QuantFormat, got {type(fmt).__name__}")
     try:
         return cls(fmt, **options)
     except TypeError as exc:
         raise ValueError(f"{method} observer: bad options {sorted(options)}: {exc}") from None
 
-
-OBSERVERS.update(_registry())

@@ -73,7 +73,10 @@ def _conv(node, xs):
 
 
 def _fc(node, xs):
-    y = xs[0].reshape(xs[0].shape[0], -1) @ xs[1].T
+    x = xs[0]
+    if len(xs) > 3 and xs[3] is not None:          # a run-time zero point (dynamic quantization)
+        x = x - _F32(xs[3])
+    y = x.reshape(x.shape[0], -1) @ xs[1].T
     if len(xs) > 2 and xs[2] is not None:
         y = y + xs[2]
     return _clamp(y.astype(_F32), node.attrs.get("activation"))
@@ -131,10 +134,22 @@ def _hard_swish(node, xs):
     return (x * np.clip(x + _F32(3), 0, 6) / _F32(6)).astype(_F32)
 
 
+def _dynamic_quantize(node, xs):
+    """Dequantised semantics: y = x / scale + zero_point without rounding or clamping, with the scale and
+    zero point the engine would pick for this input; the integer layer after it subtracts the zero
+    point and the ``mul`` after that applies the scale, so the chain computes the float layer."""
+    from hwsim.quant.dynamic import dynamic_qparams
+
+    x = np.asarray(xs[0], dtype=_F32)
+    scale, zp = dynamic_qparams(x)
+    return (x / scale + _F32(zp)).astype(_F32), np.array(scale, _F32), np.array(zp, _F32)
+
+
 FLOAT_OPS = {
     "conv2d": _conv,
     "fully_connected": _fc,
-    "matmul": lambda node, xs: np.matmul(xs[0], xs[1]).astype(_F32),
+    "matmul": lambda node, xs: np.matmul(xs[0] if len(xs) < 3 or xs[2] is None else xs[0] - _F32(xs[2]),
+                                         xs[1]).astype(_F32),
     "add": _binary(np.add),
     "sub": _binary(np.subtract),
     "mul": _binary(np.multiply),
@@ -155,6 +170,9 @@ FLOAT_OPS = {
     "quantize": lambda node, xs: xs[0],
     "dequantize": lambda node, xs: xs[0],
     "requantize": lambda node, xs: xs[0],
+    "dynamic_quantize": _dynamic_quantize,
+    "cast": lambda node, xs: np.asarray(xs[0]).astype(_F32) if np.dtype(node.attrs["dtype"]).kind == "f"
+    else np.asarray(xs[0]).astype(node.attrs["dtype"]),
 }
 
 
@@ -199,6 +217,10 @@ def float_reference(graph: Graph, inputs: dict, trace: bool = False):
         except KeyError:
             raise ValueError(f"float reference: op {node.op!r} (node {node.name!r}) is not supported") from None
         xs = [env[i] if i else None for i in node.inputs]
-        env[node.outputs[0]] = fn(node, xs)
+        result = fn(node, xs)
+        if len(node.outputs) > 1:                  # dynamic_quantize: (y, scale, zero point)
+            env.update(zip(node.outputs, result))
+        else:
+            env[node.outputs[0]] = result
     outs = {name: from_ir_layout(graph, env[name]) for name in graph.outputs}
     return (outs, env) if trace else outs

@@ -4,7 +4,7 @@ A prepare function takes (node, PrepareContext) and returns ``run(env, RunContex
 which reads its inputs from ``env`` (tensor name -> array) and stores its output there.
 """
 
-from hwsim.sim.ops import elementwise, linear, quant, structural
+from hwsim.sim.ops import dynamic, elementwise, linear, quant, structural
 
 PREPARE = {
     "conv2d": linear.prepare_conv2d,
@@ -30,4 +30,6 @@ PREPARE = {
     "quantize": quant.prepare_quantize,
     "dequantize": quant.prepare_dequantize,
     "requantize": quant.prepare_requantize,
+    "dynamic_quantize": dynamic.prepare_dynamic_quantize,
+    "cast": dynamic.prepare_cast,
 }

@@ -122,12 +122,22 @@ def _weight_zero_points(w_t, n_out):
     return zw if zw.size == n_out else int(zw[0])
 
 
+def _signedness_adapter(dtype, sem):
+    """(function converting an activation of ``dtype`` to the target's signedness or None, zero point shift)."""
+    if rebias_needed(dtype, sem.input):
+        return flip8, (128 if np.dtype(dtype) == np.int8 else -128)
+    return None, 0
+
+
 def _input_adapter(x_t, sem):
     """(function converting the activation to the target's signedness, its zero point there)."""
-    zx = int(x_t.quant.zero_point.reshape(-1)[0])
-    if rebias_needed(x_t.dtype, sem.input):
-        return flip8, zx + (128 if np.dtype(x_t.dtype) == np.int8 else -128)
-    return None, zx
+    adapt, shift = _signedness_adapter(x_t.dtype, sem)
+    return adapt, int(x_t.quant.zero_point.reshape(-1)[0]) + shift
+
+
+def _runtime_zero_point(node, index: int):
+    """Name of the run-time input zero point (a dynamic_quantize output) at input ``index``, or None."""
+    return node.inputs[index] if len(node.inputs) > index and node.inputs[index] else None
 
 
 def _record(rctx, node, res):
@@ -154,8 +164,16 @@ def _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, call):
     """
     sem = ctx.profile.for_op(op, activation_bits=16 if np.dtype(x_t.dtype).itemsize == 2 else None)
     _check_weights(node, ctx, w_t, sem, op)
-    adapt, zx = _input_adapter(x_t, sem)
+    zp_name = _runtime_zero_point(node, 3)
     out_dtype = np.dtype(y_t.dtype)
+    if zp_name is not None:
+        # dynamic quantization: the zero point (and the scale, applied after this op) come with each input
+        if out_dtype != np.int32:
+            raise ctx.fail(node, f"output {y_t.name!r}: a layer with a run-time input zero point must give its "
+                                 f"int32 accumulators, got {out_dtype}")
+        adapt, zx = _signedness_adapter(x_t.dtype, sem)
+    else:
+        adapt, zx = _input_adapter(x_t, sem)
     if out_dtype == np.int32:
         scale = None
     elif out_dtype.kind == "f":
@@ -171,7 +189,8 @@ def _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, call):
         x = env[x_name]
         if adapt is not None:
             x = adapt(x)
-        res = call(x, sem.accum, zx, rctx.n_threads, rctx.trace)
+        zero_point = zx if zp_name is None else int(env[zp_name]) + zx
+        res = call(x, sem.accum, zero_point, rctx.n_threads, rctx.trace)
         acc = _record(rctx, node, res) if rctx.trace else res
         if scale is None:
             env[y_name] = acc.astype(np.int32)         # the accumulator's own width: 32 bits on these engines
@@ -283,7 +302,10 @@ def prepare_matmul(node, ctx):
         accum, requant, flip_out, kdt = sem.accum, None, False, np.dtype(np.int32)
     else:
         raise ctx.fail(node, f"output {y_t.name!r}: expected a quantized or an int32 tensor, got {y_t.dtype}")
-    adapt, zx = _input_adapter(a_t, sem)
+    zp_name = _runtime_zero_point(node, 2)
+    if zp_name is not None and requant is not None:
+        raise ctx.fail(node, f"output {y_t.name!r}: a matmul with a run-time zero point must give int32")
+    adapt, zx = _signedness_adapter(a_t.dtype, sem) if zp_name is not None else _input_adapter(a_t, sem)
     zb = int(b_t.quant.zero_point.reshape(-1)[0])
     const_b = np.ascontiguousarray(np.swapaxes(b_t.data, -1, -2)) if b_t.is_constant else None
     a_name, b_name, y_name = node.inputs[0], node.inputs[1], node.outputs[0]
@@ -294,11 +316,12 @@ def prepare_matmul(node, ctx):
         if adapt is not None:
             a = adapt(np.ascontiguousarray(a))
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        za = zx if zp_name is None else int(env[zp_name]) + zx
         a_b = np.broadcast_to(a, batch + a.shape[-2:])
         b_b = np.broadcast_to(b, batch + b.shape[-2:])
         out = np.empty(batch + (a.shape[-2], b.shape[-2]), dtype=kdt)
         for idx in np.ndindex(*batch):
-            res = kernels.gemm(np.ascontiguousarray(a_b[idx]), np.ascontiguousarray(b_b[idx]), a_zero_point=zx,
+            res = kernels.gemm(np.ascontiguousarray(a_b[idx]), np.ascontiguousarray(b_b[idx]), a_zero_point=za,
                                b_zero_point=zb, accum=accum, requant=requant,
                                out_dtype=kdt if requant is not None else None, n_threads=rctx.n_threads)
             out[idx] = res

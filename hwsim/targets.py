@@ -26,6 +26,10 @@ Schema, version 1
         # range       full | restricted (restricted drops the most negative value: [-127, 127])
         # granularity per-tensor | per-channel | per-group:N
         # scale       any | power_of_two
+      weights: {..., lookup: {index_bits: 4}}
+        # lookup      optional, weights only: a dequantise-to-int stage that turns
+        #             index_bits-wide indices into weight codes through a table
+        #             (non-uniform weights: hwsim.quant.nonuniform); absent = no lookup stage
     mac:
       group: 1                         # 1, 2 or 4 products summed exactly as a group
       group_accumulator: {bits: 64, overflow: wrap}    # optional; default {64, wrap} = exact
@@ -181,6 +185,8 @@ class OperandFormat:
     granularity: Granularity
     group_size: int | None  #: elements per scale for ``per-group``, else None
     scale: ScaleConstraint
+    #: weights only: the index width of the target's lookup (dequantise-to-int) stage; None = no lookup stage
+    lookup_index_bits: int | None = None
 
     @property
     def int_format(self) -> IntFormat:
@@ -254,8 +260,11 @@ class OpSemantics:
         """These semantics as plain data, in the profile's own vocabulary (for ``hwsim targets show --op``)."""
         def operand(f: OperandFormat) -> dict:
             gran = f.granularity.value + (f":{f.group_size}" if f.group_size is not None else "")
-            return {"bits": f.bits, "signed": f.signed, "symmetric": f.symmetric, "range": f.value_range.value,
-                    "granularity": gran, "scale": f.scale.value}
+            out = {"bits": f.bits, "signed": f.signed, "symmetric": f.symmetric, "range": f.value_range.value,
+                   "granularity": gran, "scale": f.scale.value}
+            if f.lookup_index_bits is not None:
+                out["lookup"] = {"index_bits": f.lookup_index_bits}
+            return out
 
         a = self.accum
         requantize = {"scheme": self.requant.scheme.value, "rounding": self.requant.rounding.value}
@@ -398,23 +407,23 @@ def _req(full: bool, *keys: str) -> tuple:
     return keys if full else ()
 
 
-def _operand(bits_lo: int, bits_hi: int, full: bool) -> _Map:
-    return _Map(
-        {
-            "bits": _Int(bits_lo, bits_hi),
-            "signed": _Bool(),
-            "symmetric": _Bool(),
-            "range": _Choice(v.value for v in ValueRange),
-            "granularity": _GranularitySpec(),
-            "scale": _Choice(v.value for v in ScaleConstraint),
-        },
-        required=_req(full, "bits", "signed", "symmetric", "range", "granularity", "scale"),
-    )
+def _operand(bits_lo: int, bits_hi: int, full: bool, lookup: bool = False) -> _Map:
+    fields = {
+        "bits": _Int(bits_lo, bits_hi),
+        "signed": _Bool(),
+        "symmetric": _Bool(),
+        "range": _Choice(v.value for v in ValueRange),
+        "granularity": _GranularitySpec(),
+        "scale": _Choice(v.value for v in ScaleConstraint),
+    }
+    if lookup:  # weights only: an optional table stage from indices to codes (non-uniform weights)
+        fields["lookup"] = _Map({"index_bits": _Int(1, 16)}, required=("index_bits",), nullable=True)
+    return _Map(fields, required=_req(full, "bits", "signed", "symmetric", "range", "granularity", "scale"))
 
 
 def _operands(full: bool) -> _Map:
     return _Map(
-        {"input": _operand(2, 16, full), "weights": _operand(2, 16, full), "bias": _operand(8, 64, full),
+        {"input": _operand(2, 16, full), "weights": _operand(2, 16, full, lookup=True), "bias": _operand(8, 64, full),
          "output": _operand(2, 32, full)},
         required=_req(full, "input", "weights", "bias", "output"),
     )
@@ -735,6 +744,7 @@ def _operand_format(d: dict) -> OperandFormat:
     return OperandFormat(
         bits=d["bits"], signed=d["signed"], symmetric=d["symmetric"], value_range=ValueRange(d["range"]),
         granularity=Granularity(gran), group_size=group_size, scale=ScaleConstraint(d["scale"]),
+        lookup_index_bits=(d.get("lookup") or {}).get("index_bits"),
     )
 
 

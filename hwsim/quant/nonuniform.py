@@ -207,7 +207,7 @@ def kmeans_objective(w, codebook: Codebook) -> float:
     return float(((np.asarray(w, np.float64) - codebook.dequantize().astype(np.float64)) ** 2).sum())
 
 
-def _lloyd(row: np.ndarray, n_levels: int, max_iter: int, history: list | None):
+def _lloyd(row: np.ndarray, n_levels: int, max_iter: int, history: list | None, channel: int):
     centres = np.quantile(row, (np.arange(n_levels) + 0.5) / n_levels)
     assign = None
     for _ in range(max_iter + 1):
@@ -215,7 +215,7 @@ def _lloyd(row: np.ndarray, n_levels: int, max_iter: int, history: list | None):
         sorted_c = centres[order]
         new_assign = order[_nearest(row, sorted_c)]
         if history is not None:
-            history.append(float(((row - centres[new_assign]) ** 2).sum()))
+            history.append((channel, float(((row - centres[new_assign]) ** 2).sum())))
         if assign is not None and np.array_equal(new_assign, assign):
             break
         assign = new_assign
@@ -240,7 +240,8 @@ def kmeans_quantize(w, n_levels: int = 16, axis: int | None = None, max_iter: in
     max_iter : int
         1..10000 Lloyd rounds at most.
     history : list, optional
-        If given, the objective after each assignment step is appended (per channel, in order).
+        If given, ``(channel, objective)`` after each assignment step is appended
+        (channel 0 for a per-tensor codebook).
     """
     n_levels = _check_count(n_levels, "n_levels", 2, 65536)
     max_iter = _check_count(max_iter, "max_iter", 1, 10000)
@@ -249,7 +250,7 @@ def kmeans_quantize(w, n_levels: int = 16, axis: int | None = None, max_iter: in
     levels = np.empty((rows.shape[0], n_levels))
     idx = np.empty(rows.shape, dtype=np.int64)
     for c, row in enumerate(rows):
-        levels[c], idx[c] = _lloyd(row, n_levels, max_iter, history)
+        levels[c], idx[c] = _lloyd(row, n_levels, max_iter, history, c)
     return _result(levels, idx, arr.shape, axis, "kmeans")
 
 

@@ -184,6 +184,12 @@ def dequantize_constant(tensor) -> np.ndarray:
         return np.asarray(data, dtype=_F32) if data.dtype.kind == "f" else data
     scale = np.asarray(q.scale, dtype=np.float64)
     zp = np.asarray(q.zero_point, dtype=np.float64)
+    if getattr(q, "group_size", None) is not None:
+        # per group: scale [O, G] over the flattened reduction axes of each output channel (axis 0)
+        k = int(np.prod(data.shape[1:]))
+        cols = np.arange(k) // q.group_size
+        flat = (data.reshape(data.shape[0], k).astype(np.float64) - zp[:, cols]) * scale[:, cols]
+        return flat.reshape(data.shape).astype(_F32)
     if q.per_channel:
         shape = [1] * data.ndim
         shape[q.axis % data.ndim] = scale.size

@@ -26,7 +26,7 @@ def test_list_names_every_builtin_with_its_reference(capsys):
     for name in list_targets():
         assert name in out
     assert "1.32.0" in out and "2.3.0" in out  # engine versions of the references
-    assert len(list_targets()) == 10
+    assert len(list_targets()) == 11  # the 10 engine profiles and cpu-w4a8-blocked (issue 4)
 
 
 @pytest.mark.parametrize("name", list_targets())

@@ -27,7 +27,7 @@ from hwsim.types import Overflow, RequantScheme, RequantSpec, Rounding, ZeroPoin
 
 BUILTINS = {
     "tflite-reference", "tflm", "xnnpack", "onnxruntime-x86", "onnxruntime-arm64", "x86-avx2",
-    "arm-neon-sdot", "arm-neon-mlal", "npu-acc16", "npu-acc24",
+    "arm-neon-sdot", "arm-neon-mlal", "npu-acc16", "npu-acc24", "cpu-w4a8-blocked",
 }
 
 DR = RequantSpec(RequantScheme.DOUBLE_ROUNDING, Rounding.HALF_AWAY)

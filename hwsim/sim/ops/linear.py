@@ -15,6 +15,7 @@ from hwsim.layer_specs import SplitRequant, layer_specs
 from hwsim.sim.packed import PreparedConv2d, PreparedGemm
 from hwsim.sim.float_ref import FLOAT_OPS, dequantize_constant
 from hwsim.sim.ops.common import activation_bounds, flip8, per_tensor, rebias_needed
+from hwsim.sim.ops.grouped import check_lookup, prepare_grouped
 
 
 def _float_step(node, ctx):
@@ -152,6 +153,31 @@ def _record(rctx, node, res):
     return res
 
 
+def _record_groups(rctx, node, lead, n_out, accs, counters, out_events):
+    """Trace of a per-group layer: accumulators [..., O, G] (one per group), counters summed over groups;
+    ``out_events`` counts outputs that the output format saturated."""
+    rctx.accumulators[node.outputs[0]] = np.stack(accs, axis=-1).reshape(tuple(lead) + (n_out, len(accs)))
+    rctx.counters[node.name or node.outputs[0]] = {
+        "group_events": int(sum(c.group_events.sum() for c in counters)),
+        "acc_events": int(sum(c.acc_events.sum() for c in counters)),
+        "out_events": out_events,
+        "max_abs_acc": int(max(c.max_abs_acc.max() for c in counters)),
+    }
+
+
+def _is_grouped(w_t) -> bool:
+    return w_t.quant is not None and w_t.quant.group_size is not None
+
+
+def _lookup_codes(node, ctx, op, x_t, w_t, w):
+    """Weights with a lookup table (non-uniform levels) need the target's lookup stage; their executed
+    codes are table[indices] (== the tensor's data, checked)."""
+    if getattr(w_t, "lookup", None) is None:
+        return w
+    sem = ctx.profile.for_op(op, activation_bits=16 if np.dtype(x_t.dtype).itemsize == 2 else None)
+    return np.ascontiguousarray(check_lookup(node, ctx, w_t, sem))
+
+
 def _is_integer(t) -> bool:
     return np.dtype(t.dtype).kind in "iu"
 
@@ -216,6 +242,9 @@ def prepare_conv2d(node, ctx):
     op = "depthwise_conv2d" if groups == in_c and groups > 1 else "conv2d"
     geometry = dict(stride=tuple(a.get("stride", (1, 1))), dilation=tuple(a.get("dilation", (1, 1))),
                     padding=tuple(a.get("padding", (0, 0, 0, 0))), groups=groups)
+    if _is_grouped(w_t):
+        return prepare_grouped(node, ctx, op, x_t, w_t, y_t, geometry, _record_groups)
+    w = _lookup_codes(node, ctx, op, x_t, w_t, w)
     if y_t.quant is None:
         zw, bias = _weight_zero_points(w_t, n_out), _bias(node, ctx, n_out)
         return _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, lambda x, accum, zx, n, tr: kernels.conv2d(
@@ -252,7 +281,9 @@ def prepare_fully_connected(node, ctx):
         return _float_step(node, ctx)
     if not w_t.is_constant:
         raise ctx.fail(node, f"weights {w_t.name!r} must be a constant for an integer fully_connected")
-    w = np.ascontiguousarray(w_t.data)
+    if _is_grouped(w_t):
+        return prepare_grouped(node, ctx, "fully_connected", x_t, w_t, y_t, None, _record_groups)
+    w = _lookup_codes(node, ctx, "fully_connected", x_t, w_t, np.ascontiguousarray(w_t.data))
     n_out = w.shape[0]
     if y_t.quant is None:
         zw, bias = _weight_zero_points(w_t, n_out), _bias(node, ctx, n_out)

@@ -19,7 +19,9 @@ From there this module derives
   E[clip(z, lo, hi)] for z ~ N(beta, gamma^2), e.g. E[ReLU(z)] =
   sigma phi(beta / sigma) + beta Phi(beta / sigma) with sigma = |gamma|;
 * :func:`bias_correction_data_free` -- b - eps E[x] per output channel, with
-  eps = W_quant - W the weights' quantization error.
+  eps = W_quant - W the weights' quantization error;
+  :func:`correct_biases_from_batchnorm` applies it to every layer of a quantized
+  graph whose input the statistics describe.
 
 A gamma can be negative (the batch norm flips the channel's sign); the spread is
 |gamma| everywhere here.
@@ -31,10 +33,10 @@ import math
 
 import numpy as np
 
-from hwsim.graph.ir import Graph, Node
+from hwsim.graph.ir import Graph, Node, Tensor
 
 __all__ = ["DEFAULT_N_SIGMA", "ranges_from_batchnorm", "expected_clipped_normal",
-           "expected_input_from_batchnorm", "bias_correction_data_free"]
+           "expected_input_from_batchnorm", "bias_correction_data_free", "correct_biases_from_batchnorm"]
 
 #: beta +- 4 |gamma|.  For an 8-bit quantizer 3.92 sigma is ACIQ's MSE-optimal clip of a Gaussian
 #: (SEMANTICS.md 4.7): a wider range costs more rounding error on every value than the clipping of the
@@ -297,3 +299,55 @@ def bias_correction_data_free(w_float: np.ndarray, w_quant_deq: np.ndarray, bias
     if not np.all(np.isfinite(ex)):
         raise ValueError("expected_input: NaN or Inf")
     return (b - shift).astype(np.float32)
+
+
+def correct_biases_from_batchnorm(graph: Graph) -> Graph:
+    """A copy of quantized ``graph`` with data-free bias correction on every layer it applies to.
+
+    For each integer conv2d / fully_connected of ``graph`` (matched by node name with the float graph
+    it was quantized from, ``graph.float_source``) whose float input :func:`expected_input_from_batchnorm`
+    describes, and which has an int32 bias: the float bias is corrected for the quantized weights'
+    error (:func:`bias_correction_data_free`) and re-quantized with the bias tensor's own scale
+    (round half to even, saturated to int32).  Other layers are left as they are.
+
+    Parameters
+    ----------
+    graph : Graph
+        A quantized graph with the package's structure (``minmax_quantize`` / ``hwsim.quantize``):
+        integer weights ``quant`` per tensor or per output channel, ``float_source`` set.
+
+    Returns
+    -------
+    Graph
+        A new graph sharing the unchanged tensors; ``float_source`` and ``kind`` are kept.
+    """
+    from hwsim.sim.float_ref import dequantize_constant
+
+    source = graph.float_source
+    if source is None:
+        raise ValueError("graph: no float_source; data-free bias correction needs the float graph it "
+                         "was quantized from (quantize it with hwsim.quantize or minmax_quantize)")
+    float_nodes = {n.name: n for n in source.nodes if n.op in _WEIGHTED and n.name}
+    tensors = dict(graph.tensors)
+    for node in graph.nodes:
+        fnode = float_nodes.get(node.name)
+        if node.op not in _WEIGHTED or fnode is None or len(node.inputs) < 3 or not node.inputs[2]:
+            continue
+        w_t, b_t = graph.tensor(node.inputs[1]), graph.tensor(node.inputs[2])
+        if w_t.quant is None or b_t.quant is None or not b_t.is_constant or b_t.dtype != np.int32:
+            continue
+        expected = expected_input_from_batchnorm(source, fnode.inputs[0])
+        if expected is None:
+            continue
+        w_float = source.tensor(fnode.inputs[1]).data
+        b_float = source.tensor(fnode.inputs[2]).data if len(fnode.inputs) > 2 and fnode.inputs[2] else None
+        if w_float is None or w_float.shape != w_t.data.shape:
+            continue
+        corrected = bias_correction_data_free(w_float, dequantize_constant(w_t), b_float, expected)
+        b_scale = np.broadcast_to(np.asarray(b_t.quant.scale, dtype=np.float64), corrected.shape)
+        info = np.iinfo(np.int32)
+        bq = np.clip(np.rint(corrected.astype(np.float64) / b_scale), info.min, info.max).astype(np.int32)
+        tensors[b_t.name] = Tensor(b_t.name, b_t.shape, b_t.dtype, b_t.quant, bq)
+    return Graph(tensors, list(graph.nodes), list(graph.inputs), list(graph.outputs),
+                 model_layout=graph.model_layout, source=graph.source, kind=graph.kind, path=graph.path,
+                 float_source=source)

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_format.register(sub)
     cli_targets.register(sub)
     cli_run.register(sub)
+    __import__("hwsim.cli_quantize", fromlist=["register"]).register(sub)
     return parser
 
 

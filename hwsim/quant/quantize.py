@@ -107,7 +107,8 @@ def _layer_format(profile, op_key: str, a_bits: int, w_bits, granularity, what: 
     fits_own = (w_bits in (None, own.weights.bits)) and _granularity_fits(gran, own.weights)
     if fits_own:
         return LayerFormat(quant_format(own.weights), gran, own.bias.bits)
-    fits_default = (w_bits in (None, base.weights.bits)) and _granularity_fits(gran, base.weights)
+    base_gran = granularity or _granularity_name(base.weights)
+    fits_default = (w_bits in (None, base.weights.bits)) and _granularity_fits(base_gran, base.weights)
     if op_key != base.op and fits_default:
         # the profile gives this op its own weight format (cpu-w4a8-blocked: int8 depthwise): keep it
         return LayerFormat(quant_format(own.weights), _granularity_name(own.weights), own.bias.bits)
@@ -409,4 +410,6 @@ def _rewrite(float_graph: Graph, profile, act_params, act_fmt: QuantFormat, form
         codes, qp, _ = to_ir_weights(w, p, name=node.inputs[1])
         return codes, qp, lf.bias_bits
 
-    return rewrite(float_graph, profile, act_params, act_fmt.dtype, layer_weights, kind)
+    # 16-bit activations: add / mean stay float (the elementwise schemes are 8-bit)
+    return rewrite(float_graph, profile, act_params, act_fmt.dtype, layer_weights, kind,
+                   elementwise=act_fmt.bits <= 8)

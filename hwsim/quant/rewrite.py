@@ -48,9 +48,11 @@ def _tflite_available(scheme: str, op: str) -> bool:
     return hasattr(arith_tflite, f"{scheme}_{op}")
 
 
-def integer_ops(profile) -> set:
-    """The IR ops the rewrite turns into integer ops on ``profile``."""
+def integer_ops(profile, elementwise: bool = True) -> set:
+    """The IR ops the rewrite turns into integer ops on ``profile`` (add / mean only if ``elementwise``)."""
     ops = set(WEIGHTED) | set(PASS_THROUGH)
+    if not elementwise:
+        return ops
     for op in ("add", "mean"):
         try:
             scheme = profile.elementwise_scheme(op)
@@ -67,7 +69,7 @@ def _quantize_bias(b: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarray:
 
 
 def rewrite(graph: Graph, profile, act_params: Callable[[str], QuantParams], act_dtype: np.dtype,
-            layer_weights: Callable[[Node, str], tuple], kind: str) -> Graph:
+            layer_weights: Callable[[Node, str], tuple], kind: str, elementwise: bool = True) -> Graph:
     """Quantize float ``graph`` for ``profile``.
 
     Parameters
@@ -85,8 +87,10 @@ def rewrite(graph: Graph, profile, act_params: Callable[[str], QuantParams], act
         bias width for that layer.
     kind : str
         ``Graph.kind`` of the result ("ptq", "minmax").
+    elementwise : bool
+        Whether add / mean become integer ops where the target names a scheme (False keeps them float).
     """
-    ops = integer_ops(profile)
+    ops = integer_ops(profile, elementwise)
     tensors = {name: Tensor(t.name, t.shape, t.dtype, None, t.data) for name, t in graph.tensors.items()}
     nodes: list[Node] = []
     qname: dict = {}      # float tensor name -> its quantized twin

@@ -7,12 +7,15 @@ order, on the calibration data:
 
     delta[c] = E[y_float[c]] - E[y_quant[c]]        (mean over samples and positions)
 
-where y is the layer's output *before* its fused activation: y_float from the
-float model (``q.float_source``), y_quant = W~ x~ + b~ with x~ the layer's input
-as :func:`hwsim.simulate` computes it on the target (dequantized) and W~, b~ the
-dequantized weights and bias.  The bias becomes b~ + delta, re-quantized at its
-scale s_x s_w[c] (the correction is exact up to half a bias step).  The next
-layer is measured after this one is corrected, so corrections do not double count.
+where y is the layer's output *before* its fused activation: y_float = W x + b
+from the float model (``q.float_source``), y_quant = W~ x~ + b~ with x~ the
+layer's input as :func:`hwsim.simulate` computes it on the target (dequantized)
+and W~, b~ the dequantized weights and bias.  Both are linear in the input, so
+the means come from the mean input patch (:func:`hwsim.quant.layer_data.mean_patch`).
+The bias becomes b~ + delta, re-quantized at its scale s_x s_w[c] (the
+correction is exact up to half a bias step).  The next layer is measured after
+this one is corrected, so corrections do not double count.  The float means
+take one pass over the data; each layer then takes one simulated pass.
 """
 
 from __future__ import annotations
@@ -24,27 +27,49 @@ from hwsim.graph.ir import Graph
 __all__ = ["correct_biases", "mean_error"]
 
 
-def mean_error(q: Graph, node, calib, profile) -> np.ndarray:
-    """Per output channel, E[y_float - y_quant] of ``node``'s pre-activation over the calibration data."""
-    from hwsim.quant.layer_data import (dequantized_bias, dequantized_weights, float_name, layer_inputs,
-                                        pre_activation)
+def _float_layer(q: Graph, node):
+    from hwsim.quant.layer_data import float_name
 
     f = q.float_source
-    # the float layer that writes the float twin of this layer's output
     fnode = next(n for n in f.nodes if n.outputs[0] == float_name(node.outputs[0]))
-    w_f = f.tensors[fnode.inputs[1]].data
-    b_f = f.tensors[fnode.inputs[2]].data if len(fnode.inputs) > 2 and fnode.inputs[2] else np.zeros(w_f.shape[0])
-    w_q = dequantized_weights(q, node)
-    b_q = dequantized_bias(q, node, w_q.shape[0])
-    total, count = np.zeros(w_q.shape[0]), 0
+    w = f.tensors[fnode.inputs[1]].data
+    b = f.tensors[fnode.inputs[2]].data if len(fnode.inputs) > 2 and fnode.inputs[2] else np.zeros(w.shape[0])
+    return fnode, w, np.asarray(b, np.float64)
 
-    for x_f, x_q in layer_inputs(q, node, calib, profile):
-        diff = (pre_activation(fnode, x_f, w_f, b_f).astype(np.float64)
-                - pre_activation(node, x_q, w_q, b_q).astype(np.float64))
-        diff = diff.reshape(-1, diff.shape[-1])
-        total += diff.sum(axis=0)
-        count += diff.shape[0]
-    return total / count
+
+def _float_means(q: Graph, layers: list, calib) -> dict:
+    """node name -> E[W x + b] of the float layer, all layers in one pass over the calibration data."""
+    from hwsim.quant.calibration import float_traces
+    from hwsim.quant.layer_data import float_name, mean_output, mean_patch
+
+    sums, counts = {}, {}
+    for _, env in float_traces(q.float_source, calib):
+        for node in layers:
+            fnode, w, _ = _float_layer(q, node)
+            s, n = mean_patch(fnode, env[float_name(node.inputs[0])], w.shape)
+            sums[node.name] = sums.get(node.name, 0.0) + s
+            counts[node.name] = counts.get(node.name, 0) + n
+    out = {}
+    for node in layers:
+        fnode, w, b = _float_layer(q, node)
+        out[node.name] = mean_output(fnode, sums[node.name] / counts[node.name], w, b)
+    return out
+
+
+def _quant_mean(q: Graph, node, calib, profile) -> np.ndarray:
+    from hwsim.quant.layer_data import dequantized_bias, dequantized_weights, mean_output, mean_patch, simulated_inputs
+
+    w_q = dequantized_weights(q, node)
+    total, count = 0.0, 0
+    for x_q in simulated_inputs(q, node, calib, profile):
+        s, n = mean_patch(node, x_q, w_q.shape)
+        total, count = total + s, count + n
+    return mean_output(node, total / count, w_q, dequantized_bias(q, node, w_q.shape[0]))
+
+
+def mean_error(q: Graph, node, calib, profile) -> np.ndarray:
+    """Per output channel, E[y_float - y_quant] of ``node``'s pre-activation over the calibration data."""
+    return _float_means(q, [node], calib)[node.name] - _quant_mean(q, node, calib, profile)
 
 
 def correct_biases(q: Graph, profile, calib, *, progress: bool = False) -> dict:
@@ -62,11 +87,12 @@ def correct_biases(q: Graph, profile, calib, *, progress: bool = False) -> dict:
 
     layers = weighted_layers(q)
     applied = {}
-    with _Progress(progress, "bias correction", total=len(layers)) as bar:
+    with _Progress(progress, "bias correction", total=len(layers) + 1) as bar:
+        float_means = _float_means(q, layers, calib)
+        bar.advance()
         for node in layers:
-            delta = mean_error(q, node, calib, profile)
-            n_out = delta.shape[0]
-            set_bias(q, node, dequantized_bias(q, node, n_out) + delta, profile)
+            delta = float_means[node.name] - _quant_mean(q, node, calib, profile)
+            set_bias(q, node, dequantized_bias(q, node, delta.shape[0]) + delta, profile)
             clear_cache(q)
             applied[node.name] = delta
             bar.advance()

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwsim.graph.ir import Graph
 
-__all__ = ["CalibrationSet", "float_traces"]
+__all__ = ["CalibrationSet", "float_traces", "chunks", "check_batch"]
 
 #: samples per float_reference call: bounds the memory of a traced run (EfficientNet: ~30 MB per sample; its batch is fixed at 1 anyway)
 CHUNK = 16
@@ -108,6 +108,17 @@ def check_batch(graph: Graph, batch, index: int = 0) -> dict:
     return out
 
 
+def chunks(graph: Graph, calib: CalibrationSet, chunk: int = CHUNK):
+    """Yield the calibration inputs in chunks of at most ``chunk`` samples (the model's batch if fixed)."""
+    fixed = {graph.tensor(name).shape[0] for name in graph.inputs} - {None}
+    if fixed:
+        chunk = min(fixed)          # a model with a fixed batch size runs that many samples at a time
+    for batch in calib.batches():
+        n = next(iter(batch.values())).shape[0]
+        for start in range(0, n, chunk):
+            yield {k: v[start:start + chunk] for k, v in batch.items()}
+
+
 def float_traces(graph: Graph, calib: CalibrationSet, chunk: int = CHUNK):
     """Yield ``(inputs, env)`` per chunk of at most ``chunk`` samples: the float reference's every tensor.
 
@@ -115,12 +126,6 @@ def float_traces(graph: Graph, calib: CalibrationSet, chunk: int = CHUNK):
     """
     from hwsim.sim.float_ref import float_reference
 
-    fixed = {graph.tensor(name).shape[0] for name in graph.inputs} - {None}
-    if fixed:
-        chunk = min(fixed)          # a model with a fixed batch size runs that many samples at a time
-    for batch in calib.batches():
-        n = next(iter(batch.values())).shape[0]
-        for start in range(0, n, chunk):
-            part = {k: v[start:start + chunk] for k, v in batch.items()}
-            _, env = float_reference(graph, part, trace=True)
-            yield part, env
+    for part in chunks(graph, calib, chunk):
+        _, env = float_reference(graph, part, trace=True)
+        yield part, env

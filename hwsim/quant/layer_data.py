@@ -18,7 +18,7 @@ import numpy as np
 from hwsim.graph.ir import Graph, Node
 
 __all__ = ["layer_inputs", "dequantized_weights", "dequantized_bias", "pre_activation", "float_name",
-           "weighted_layers"]
+           "weighted_layers", "mean_patch", "mean_output", "simulated_inputs"]
 
 
 def float_name(name: str) -> str:
@@ -85,3 +85,48 @@ def layer_inputs(q: Graph, node: Node, calib, target):
         xq = sim.tensors[x_name].astype(np.float64)
         x_deq = float(t.quant.scale.reshape(-1)[0]) * (xq - int(t.quant.zero_point.reshape(-1)[0]))
         yield env[float_name(x_name)], x_deq.astype(np.float32)
+
+
+def mean_patch(node: Node, x: np.ndarray, w_shape: tuple) -> tuple[np.ndarray, int]:
+    """(sum over samples and output positions of the layer's input patch, number of rows).
+
+    conv2d: patch [KH, KW, C] (zero padding included); fully_connected: [K].  A layer's mean
+    pre-activation is linear in it: :func:`mean_output`.
+    """
+    from hwsim.sim.float_ref import im2col
+
+    if node.op == "fully_connected":
+        flat = np.asarray(x, np.float64).reshape(x.shape[0], -1)
+        return flat.sum(axis=0), flat.shape[0]
+    a = node.attrs
+    cols = im2col(np.asarray(x, np.float32), (w_shape[1], w_shape[2]), tuple(a.get("stride", (1, 1))),
+                  tuple(a.get("dilation", (1, 1))), tuple(a.get("padding", (0, 0, 0, 0))))
+    rows = cols.reshape(-1, *cols.shape[3:])
+    return rows.sum(axis=0, dtype=np.float64), rows.shape[0]
+
+
+def mean_output(node: Node, patch: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """E[W x + b] per output channel from the mean input patch (grouped convolutions included)."""
+    w = np.asarray(w, np.float64)
+    if node.op == "fully_connected":
+        return w.reshape(w.shape[0], -1) @ patch + b
+    groups = int(node.attrs.get("groups", 1))
+    o, cg = w.shape[0], w.shape[3]
+    og = o // groups
+    out = np.empty(o)
+    for g in range(groups):
+        p = patch[..., g * cg:(g + 1) * cg].reshape(-1)
+        out[g * og:(g + 1) * og] = w[g * og:(g + 1) * og].reshape(og, -1) @ p
+    return out + b
+
+
+def simulated_inputs(q: Graph, node: Node, calib, target):
+    """Yield the layer's input as the target computes it (dequantized, float32), per calibration chunk."""
+    import hwsim
+    from hwsim.quant.calibration import chunks
+
+    t = q.tensors[node.inputs[0]]
+    scale, zp = float(t.quant.scale.reshape(-1)[0]), int(t.quant.zero_point.reshape(-1)[0])
+    for part in chunks(q.float_source, calib):
+        xq = hwsim.simulate(q, target, part, trace=True).tensors[node.inputs[0]]
+        yield (scale * (xq.astype(np.float64) - zp)).astype(np.float32)

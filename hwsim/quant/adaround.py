@@ -63,7 +63,7 @@ def _activation(act, y):
 
 def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int,
                    x: np.ndarray, x_q: np.ndarray, bias: np.ndarray, bias_q: np.ndarray, activation=None, *,
-                   iters: int = ITERS, seed: int = 0) -> AdaRoundResult:
+                   iters: int = ITERS) -> AdaRoundResult:
     """AdaRound of one linear map y = f(x @ w.T + b).
 
     Parameters
@@ -79,12 +79,21 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
     AdaRoundResult
         ``codes`` [O, K] int64, within floor/ceil of w / s (plus the zero point, clipped to the code range).
     """
-    w = np.asarray(w, np.float64)
-    s = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), w.shape)
-    zp = np.broadcast_to(np.asarray(zero_point, np.float64).reshape(-1, 1), w.shape)
-    x = np.asarray(x, np.float64)
-    x_q = np.asarray(x_q, np.float64)
-    target, _ = _activation(activation, x @ w.T + bias)
+    o = np.shape(w)[0]
+    r = _adaround_groups(np.asarray(w, np.float64)[None], np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (o,))[None],
+                         np.broadcast_to(np.asarray(zero_point, np.float64).reshape(-1), (o,))[None], qmin, qmax,
+                         np.asarray(x, np.float64)[None], np.asarray(x_q, np.float64)[None],
+                         np.asarray(bias, np.float64)[None], np.asarray(bias_q, np.float64)[None], activation, iters)
+    return AdaRoundResult(r.codes[0], r.loss_nearest, r.loss_adaround, r.kept)
+
+
+def _adaround_groups(w, scale, zero_point, qmin, qmax, x, x_q, bias, bias_q, activation, iters) -> AdaRoundResult:
+    """AdaRound of G independent groups at once (a grouped / depthwise convolution): w [G, O, K],
+    scale / zero_point / bias / bias_q [G, O], x / x_q [G, M, K]; losses summed over the groups, and the
+    learned codes kept (or not) group by group."""
+    s = np.broadcast_to(scale[..., None], w.shape)
+    zp = np.broadcast_to(zero_point[..., None], w.shape)
+    target, _ = _activation(activation, x @ w.transpose(0, 2, 1) + bias[:, None, :])
     w_floor = np.floor(w / s)
     rest = w / s - w_floor
 
@@ -92,8 +101,8 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
         return np.clip(w_floor + h + zp, qmin, qmax)
 
     def recon(h):
-        y, _ = _activation(activation, x_q @ (s * (codes_of(h) - zp)).T + bias_q)
-        return float(np.mean((y - target) ** 2))
+        y, _ = _activation(activation, x_q @ (s * (codes_of(h) - zp)).transpose(0, 2, 1) + bias_q[:, None, :])
+        return np.mean((y - target) ** 2, axis=(1, 2))
 
     nearest = np.rint(w / s)           # numpy rint: half to even, as the quantizers round
     loss_near = recon(nearest - w_floor)
@@ -101,7 +110,7 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
     v = np.log(p / (1 - p))
     m, u = np.zeros_like(v), np.zeros_like(v)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    n_out = target.size
+    n_out = target[0].size
     warm = int(WARM_START * iters)
     for it in range(iters):
         sig = 1.0 / (1.0 + np.exp(-v))
@@ -110,14 +119,14 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
         raw = w_floor + h + zp
         inside_codes = (raw >= qmin) & (raw <= qmax)
         wq = s * (np.clip(raw, qmin, qmax) - zp)
-        y, active = _activation(activation, x_q @ wq.T + bias_q)
+        y, active = _activation(activation, x_q @ wq.transpose(0, 2, 1) + bias_q[:, None, :])
         dy = 2.0 * (y - target) * active / n_out
-        dh = (dy.T @ x_q) * s * inside_codes
+        dh = dy.transpose(0, 2, 1) @ x_q * s * inside_codes
         if it >= warm:
             frac = (it - warm) / max(1, iters - warm)
             beta = BETA[1] + 0.5 * (BETA[0] - BETA[1]) * (1 + np.cos(np.pi * frac))
             d = 2 * h - 1
-            dh = dh + LAMBDA / h.size * (-beta * np.abs(d) ** (beta - 1) * np.sign(d) * 2)
+            dh = dh + LAMBDA / h[0].size * (-beta * np.abs(d) ** (beta - 1) * np.sign(d) * 2)
         dv = dh * sig * (1 - sig) * (ZETA - GAMMA) * ((soft > 0) & (soft < 1))
         m = b1 * m + (1 - b1) * dv
         u = b2 * u + (1 - b2) * dv * dv
@@ -125,8 +134,9 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
     hard = (v >= 0).astype(np.float64)
     loss_ada = recon(hard)
     kept = loss_ada <= loss_near
-    codes = codes_of(hard) if kept else np.clip(nearest + zp, qmin, qmax)
-    return AdaRoundResult(codes.astype(np.int64), loss_near, loss_ada, kept)
+    codes = np.where(kept[:, None, None], codes_of(hard), np.clip(nearest + zp, qmin, qmax))
+    best = np.where(kept, loss_ada, loss_near)
+    return AdaRoundResult(codes.astype(np.int64), float(loss_near.sum()), float(best.sum()), bool(kept.all()))
 
 
 def _rows(node: Node, x: np.ndarray, q: Graph):
@@ -180,25 +190,20 @@ def adaround_graph(q: Graph, profile, calib, *, iters: int = ITERS, seed: int = 
             qmin, qmax = _code_range(profile, q, node)
             groups = int(node.attrs.get("groups", 1)) if node.op == "conv2d" else 1
             act = node.attrs.get("activation")
-            codes = np.empty(w.shape, np.int64)
-            res_all = []
             og = w.shape[0] // groups
-            for g in range(groups):
-                sl = slice(g * og, (g + 1) * og)
-                if node.op == "conv2d":
-                    cg = w.shape[3]
-                    xg = rows[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1)
-                    xqg = rows_q[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1)
-                else:
-                    xg, xqg = rows, rows_q
-                r = adaround_layer(w[sl].reshape(og, -1), scale[sl], zp[sl], qmin, qmax, xg, xqg, b[sl], b_q[sl],
-                                   act, iters=iters, seed=seed)
-                codes[sl] = r.codes.reshape(w[sl].shape)
-                res_all.append(r)
+            if node.op == "conv2d":
+                cg = w.shape[3]
+                xs_g = np.stack([rows[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1) for g in range(groups)])
+                xq_g = np.stack([rows_q[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1) for g in range(groups)])
+            else:
+                xs_g, xq_g = rows[None].astype(np.float64), rows_q[None].astype(np.float64)
+            r = _adaround_groups(w.reshape(groups, og, -1), scale.reshape(groups, og).astype(np.float64),
+                                 zp.reshape(groups, og).astype(np.float64), qmin, qmax, xs_g.astype(np.float64),
+                                 xq_g.astype(np.float64), b.reshape(groups, og), b_q.reshape(groups, og), act, iters)
+            codes = r.codes.reshape(w.shape)
             w_t.data = codes.astype(w_t.data.dtype)
             clear_cache(q)
-            results[node.name] = AdaRoundResult(codes, sum(r.loss_nearest for r in res_all),
-                                                sum(r.loss_adaround for r in res_all), all(r.kept for r in res_all))
+            results[node.name] = r
             bar.advance()
     return results
 

@@ -73,18 +73,45 @@ def pre_activation(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> n
                       tuple(a.get("padding", (0, 0, 0, 0))), int(a.get("groups", 1)))
 
 
+def _up_to(q: Graph, name: str) -> Graph:
+    """The part of ``q`` that computes tensor ``name``, with ``name`` as its output (simulating it is
+    much cheaper than a traced run of the whole graph)."""
+    k = next(i for i, n in enumerate(q.nodes) if name in n.outputs)
+    return Graph(q.tensors, q.nodes[:k + 1], list(q.inputs), [name], model_layout=q.model_layout,
+                 source=q.source, kind=q.kind, path=q.path, float_source=q.float_source)
+
+
+def _dequantized_input(q: Graph, node: Node, xq: np.ndarray) -> np.ndarray:
+    t = q.tensors[node.inputs[0]]
+    scale, zp = float(t.quant.scale.reshape(-1)[0]), int(t.quant.zero_point.reshape(-1)[0])
+    return (scale * (xq.astype(np.float64) - zp)).astype(np.float32)
+
+
+def simulated_inputs(q: Graph, node: Node, calib, target):
+    """Yield the layer's input as the target computes it (dequantized, float32, IR layout), per calibration chunk."""
+    import hwsim
+    from hwsim.quant.calibration import chunks
+    from hwsim.sim.executor import to_ir_layout
+
+    x_name = node.inputs[0]
+    if x_name in q.inputs:
+        raise ValueError(f"node {node.name!r}: reads a graph input directly; expected a quantized input")
+    sub = _up_to(q, x_name)
+    for part in chunks(q.float_source, calib):
+        yield _dequantized_input(q, node, to_ir_layout(q, hwsim.simulate(sub, target, part).outputs[x_name]))
+
+
 def layer_inputs(q: Graph, node: Node, calib, target):
     """Yield (x_float, x_quant) per calibration chunk: the layer's input in the float model and on the target."""
     import hwsim
     from hwsim.quant.calibration import float_traces
+    from hwsim.sim.executor import to_ir_layout
 
     x_name = node.inputs[0]
-    t = q.tensors[x_name]
+    sub = _up_to(q, x_name)
     for part, env in float_traces(q.float_source, calib):
-        sim = hwsim.simulate(q, target, part, trace=True)
-        xq = sim.tensors[x_name].astype(np.float64)
-        x_deq = float(t.quant.scale.reshape(-1)[0]) * (xq - int(t.quant.zero_point.reshape(-1)[0]))
-        yield env[float_name(x_name)], x_deq.astype(np.float32)
+        xq = to_ir_layout(q, hwsim.simulate(sub, target, part).outputs[x_name])
+        yield env[float_name(x_name)], _dequantized_input(q, node, xq)
 
 
 def mean_patch(node: Node, x: np.ndarray, w_shape: tuple) -> tuple[np.ndarray, int]:
@@ -119,14 +146,3 @@ def mean_output(node: Node, patch: np.ndarray, w: np.ndarray, b: np.ndarray) -> 
         out[g * og:(g + 1) * og] = w[g * og:(g + 1) * og].reshape(og, -1) @ p
     return out + b
 
-
-def simulated_inputs(q: Graph, node: Node, calib, target):
-    """Yield the layer's input as the target computes it (dequantized, float32), per calibration chunk."""
-    import hwsim
-    from hwsim.quant.calibration import chunks
-
-    t = q.tensors[node.inputs[0]]
-    scale, zp = float(t.quant.scale.reshape(-1)[0]), int(t.quant.zero_point.reshape(-1)[0])
-    for part in chunks(q.float_source, calib):
-        xq = hwsim.simulate(q, target, part, trace=True).tensors[node.inputs[0]]
-        yield (scale * (xq.astype(np.float64) - zp)).astype(np.float32)

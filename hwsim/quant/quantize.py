@@ -292,7 +292,8 @@ class _Progress:
 
 def quantize(graph: Graph, target, calibration=None, *, method: str | None = None, granularity: str | None = None,
              bits: str | None = None, ptq=(), overrides: dict | None = None, dynamic: bool = False,
-             progress: bool = False, input_ranges: dict | None = None, kind: str = "ptq") -> Graph:
+             progress: bool = False, input_ranges: dict | None = None, weight_method: str = "minmax",
+             kind: str = "ptq") -> Graph:
     """Quantize float ``graph`` for ``target`` (post-training quantization).
 
     Parameters
@@ -325,6 +326,9 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
         A rich progress bar on stderr for calibration and the PTQ passes.
     input_ranges : dict, optional
         Zero-shot only: graph input name -> (lo, hi).
+    weight_method : str
+        Weight scales: ``minmax`` (default) or ``mse`` (clip search per scale group,
+        :func:`hwsim.quant.quantizers.weight_params`).
     kind : str
         ``Graph.kind`` of the result.
 
@@ -353,6 +357,10 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     if method not in ACTIVATION_METHODS:
         raise ValueError(f"method: unknown calibration method {method!r}; expected one of: "
                          f"{', '.join(ACTIVATION_METHODS)}")
+    from hwsim.quant.quantizers import WEIGHT_METHODS
+
+    if weight_method not in WEIGHT_METHODS:
+        raise ValueError(f"weight_method: expected one of {', '.join(WEIGHT_METHODS)}, got {weight_method!r}")
     w_bits, a_bits = parse_bits(bits)
     a_bits = _activation_bits(profile, a_bits)
     formats = _layer_formats(graph, profile, a_bits, w_bits, granularity, overrides)
@@ -387,7 +395,7 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
                              f"or derivable from batch-norm statistics)")
         return params[name]
 
-    q = _rewrite(float_graph, profile, act_params, act_fmt, formats, kind)
+    q = _rewrite(float_graph, profile, act_params, act_fmt, formats, kind, weight_method)
     if "bias_correction" in passes:
         from hwsim.quant.bias_correction import correct_biases
 
@@ -399,14 +407,15 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     return q
 
 
-def _rewrite(float_graph: Graph, profile, act_params, act_fmt: QuantFormat, formats: dict, kind: str) -> Graph:
+def _rewrite(float_graph: Graph, profile, act_params, act_fmt: QuantFormat, formats: dict, kind: str,
+             weight_method: str) -> Graph:
     from hwsim.quant.quantizers import to_ir_weights, weight_params
     from hwsim.quant.rewrite import rewrite
 
     def layer_weights(node, op_key):
         lf = formats[node.name]
         w = float_graph.tensors[node.inputs[1]].data
-        p = weight_params(w, lf.weights, lf.granularity, axis=0, name=node.inputs[1])
+        p = weight_params(w, lf.weights, lf.granularity, axis=0, name=node.inputs[1], method=weight_method)
         codes, qp, _ = to_ir_weights(w, p, name=node.inputs[1])
         return codes, qp, lf.bias_bits
 

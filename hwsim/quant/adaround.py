@@ -21,8 +21,8 @@ final codes are w_floor + 1[h(V) >= 0.5] (= 1[V >= 0]).
 
 The codes are kept only if their reconstruction error (the first term, hard
 rounding) is not larger than nearest rounding's on the same sample, so AdaRound
-never makes a layer's objective worse.  Layers with per-group weights are left
-with nearest rounding.
+never makes a layer's objective worse.  Per-group weights take their group's
+scale per element.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
 
     Parameters
     ----------
-    w : [O, K] float weights; scale, zero_point : [O] (or scalars) of the weight quantization.
+    w : [O, K] float weights; scale, zero_point : [O], scalars, or [O, K] (one per weight: per-group
+        quantization) of the weight quantization.
     qmin, qmax : the weight code range.
     x, x_q : [M, K] the float and the target's inputs (rows of the same positions).
     bias, bias_q : [O] float bias and the quantized layer's real bias.
@@ -84,20 +85,22 @@ def adaround_layer(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmi
     AdaRoundResult
         ``codes`` [O, K] int64, within floor/ceil of w / s (plus the zero point, clipped to the code range).
     """
-    o = np.shape(w)[0]
-    r = _adaround_groups(np.asarray(w, np.float64)[None], np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (o,))[None],
-                         np.broadcast_to(np.asarray(zero_point, np.float64).reshape(-1), (o,))[None], qmin, qmax,
+    w = np.asarray(w, np.float64)
+    o = w.shape[0]
+    s = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1) if np.ndim(scale) < 2 else scale, w.shape)
+    z = np.broadcast_to(np.asarray(zero_point, np.float64).reshape(-1, 1) if np.ndim(zero_point) < 2 else zero_point,
+                        w.shape)
+    r = _adaround_groups(w[None], s[None], z[None], qmin, qmax,
                          np.asarray(x, np.float64)[None], np.asarray(x_q, np.float64)[None],
                          np.asarray(bias, np.float64)[None], np.asarray(bias_q, np.float64)[None], activation, iters)
     return AdaRoundResult(r.codes[0], r.loss_nearest, r.loss_adaround, r.kept)
 
 
 def _adaround_groups(w, scale, zero_point, qmin, qmax, x, x_q, bias, bias_q, activation, iters) -> AdaRoundResult:
-    """AdaRound of G independent groups at once (a grouped / depthwise convolution): w [G, O, K],
-    scale / zero_point / bias / bias_q [G, O], x / x_q [G, M, K]; losses summed over the groups, and the
-    learned codes kept (or not) group by group."""
-    s = np.broadcast_to(scale[..., None], w.shape)
-    zp = np.broadcast_to(zero_point[..., None], w.shape)
+    """AdaRound of G independent groups at once (a grouped / depthwise convolution): w, scale and
+    zero_point [G, O, K] (one per weight), bias / bias_q [G, O], x / x_q [G, M, K]; losses summed over
+    the groups, and the learned codes kept (or not) group by group."""
+    s, zp = scale, zero_point
     target, _ = _activation(activation, x @ w.transpose(0, 2, 1) + bias[:, None, :])
     w_floor = np.floor(w / s)
     rest = w / s - w_floor
@@ -170,7 +173,7 @@ def adaround_graph(q: Graph, profile, calib, *, iters: int = ITERS, seed: int = 
     from hwsim.sim.executor import clear_cache
 
     f = q.float_source
-    layers = [n for n in weighted_layers(q) if q.tensors[n.inputs[1]].quant.group_size is None]
+    layers = weighted_layers(q)
     results = {}
     rng = np.random.default_rng(seed)
     with _Progress(progress, "adaround", total=len(layers)) as bar:
@@ -190,8 +193,14 @@ def adaround_graph(q: Graph, profile, calib, *, iters: int = ITERS, seed: int = 
             pick.sort()
             rows, rows_q = rows[pick], rows_q[pick]
             qp = w_t.quant
-            scale = np.broadcast_to(qp.scale.reshape(-1), (w.shape[0],))
-            zp = np.broadcast_to(qp.zero_point.reshape(-1), (w.shape[0],))
+            if qp.group_size is not None:          # per group: the scale of element k is column k // N
+                cols = np.arange(w[0].size) // qp.group_size
+                scale = qp.scale.astype(np.float64)[:, cols].reshape(w.shape)
+                zp = qp.zero_point.astype(np.float64)[:, cols].reshape(w.shape)
+            else:
+                shape = (-1,) + (1,) * (w.ndim - 1)
+                scale = np.broadcast_to(qp.scale.astype(np.float64).reshape(shape), w.shape)
+                zp = np.broadcast_to(qp.zero_point.astype(np.float64).reshape(shape), w.shape)
             qmin, qmax = _code_range(profile, q, node)
             groups = int(node.attrs.get("groups", 1)) if node.op == "conv2d" else 1
             act = node.attrs.get("activation")
@@ -202,8 +211,8 @@ def adaround_graph(q: Graph, profile, calib, *, iters: int = ITERS, seed: int = 
                 xq_g = np.stack([rows_q[..., g * cg:(g + 1) * cg].reshape(rows.shape[0], -1) for g in range(groups)])
             else:
                 xs_g, xq_g = rows[None].astype(np.float64), rows_q[None].astype(np.float64)
-            r = _adaround_groups(w.reshape(groups, og, -1), scale.reshape(groups, og).astype(np.float64),
-                                 zp.reshape(groups, og).astype(np.float64), qmin, qmax, xs_g.astype(np.float64),
+            r = _adaround_groups(w.reshape(groups, og, -1), scale.reshape(groups, og, -1),
+                                 zp.reshape(groups, og, -1), qmin, qmax, xs_g.astype(np.float64),
                                  xq_g.astype(np.float64), b.reshape(groups, og), b_q.reshape(groups, og), act, iters)
             codes = r.codes.reshape(w.shape)
             w_t.data = codes.astype(w_t.data.dtype)

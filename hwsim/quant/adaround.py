@@ -34,7 +34,7 @@ from hwsim.graph.ir import Graph, Node
 __all__ = ["adaround_graph", "adaround_layer", "AdaRoundResult", "ITERS", "ZETA", "GAMMA"]
 
 ZETA, GAMMA = 1.1, -0.1
-ITERS = 500
+ITERS = 200
 #: weight of the rounding regulariser.  Here the reconstruction term is a mean per output element and the
 #: regulariser a mean per weight; on those scales the paper's lambda = 0.01 (a sum over weights against a
 #: per-sample sum over outputs) is far too weak to make h binary before the end, and the hard rounding then
@@ -45,7 +45,7 @@ WARM_START = 0.2
 BETA = (20.0, 2.0)
 LR = 0.05
 #: patch rows sampled per layer (seeded): bounds AdaRound's cost on large feature maps
-SAMPLE_ROWS = 2048
+SAMPLE_ROWS = 1024
 
 
 class AdaRoundResult:
@@ -102,6 +102,9 @@ def _adaround_groups(w, scale, zero_point, qmin, qmax, x, x_q, bias, bias_q, act
     the groups, and the learned codes kept (or not) group by group."""
     s, zp = scale, zero_point
     target, _ = _activation(activation, x @ w.transpose(0, 2, 1) + bias[:, None, :])
+    # the optimisation's matrix products in float32 (half the time of float64; the loss is a mean of
+    # squares, far from float32's resolution); rounding decisions and reported losses stay float64
+    x_q32, target32, bias_q32 = x_q.astype(np.float32), target.astype(np.float32), bias_q.astype(np.float32)
     w_floor = np.floor(w / s)
     rest = w / s - w_floor
 

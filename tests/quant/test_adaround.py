@@ -69,3 +69,27 @@ def test_adaround_pass_on_the_digits_model():
     ref = hwsim.float_reference(g, {"image": x})["logits"]
     y = hwsim.simulate(q, "onnxruntime-x86", {"image": x}).outputs["logits"]
     assert np.mean(y.argmax(1) == ref.argmax(1)) > 0.97
+
+
+def test_adaround_on_per_group_int4_weights():
+    g = hwsim.load_model(hwsim.demo.model_path())
+    data = hwsim.demo.load_digits()
+    cal = {"image": data["x_train"][:12]}
+    x = data["x_test"][:200]
+    ref = hwsim.float_reference(g, {"image": x})["logits"]
+    plain = hwsim.quantize(g, "cpu-w4a8-blocked", cal, bits="W4A8")
+    q = hwsim.quantize(g, "cpu-w4a8-blocked", cal, bits="W4A8", ptq="adaround")
+    t = q.tensors["fc.weight__hw10__q"]
+    assert t.quant.group_size == 32
+    w = g.tensors["fc.weight__hw10"].data.astype(np.float64)
+    s = t.quant.scale.astype(np.float64)[:, np.arange(w.shape[1]) // 32]      # each weight's group scale
+    codes = t.data.astype(np.int64)
+    assert np.all((codes >= np.floor(w / s)) & (codes <= np.floor(w / s) + 1))
+    assert not np.array_equal(codes, plain.tensors["fc.weight__hw10__q"].data)
+
+    def sqnr(graph):
+        y = hwsim.simulate(graph, "cpu-w4a8-blocked", {"image": x}).outputs["logits"]
+        return 10 * np.log10(np.sum(ref ** 2) / np.sum((y - ref) ** 2))
+
+    # measured: 22.0 dB with nearest rounding, 27.9 dB with AdaRound
+    assert sqnr(q) > sqnr(plain) + 3

@@ -47,6 +47,11 @@ CONFIGS = (
     ("W4A8 per-group:32 + bias corr.", "cpu-w4a8-blocked",
      dict(bits="W4A8", granularity="per-group:32", ptq="bias_correction")),
 )
+#: with --adaround (slow: minutes per model on 2 cores): AdaRound rows, for the methods given
+ADAROUND_CONFIGS = (
+    ("W8A8 per-channel + AdaRound", "onnxruntime-x86", dict(granularity="per-channel", ptq="adaround")),
+    ("W4A8 per-group:32 + AdaRound", "cpu-w4a8-blocked", dict(bits="W4A8", granularity="per-group:32", ptq="adaround")),
+)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 EVAL_SCALES = (0.55, 0.9)
@@ -123,6 +128,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--adaround", action="store_true",
+                        help="add the AdaRound rows (W8A8 per-channel, W4A8 per-group:32) for --methods")
+    parser.add_argument("--no-ort", action="store_true", help="skip the onnxruntime rows")
+    parser.add_argument("--only-adaround", action="store_true", help="run the AdaRound rows only (implies --adaround)")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"needs {SHARED} (the shared models)", file=sys.stderr)
@@ -143,15 +152,16 @@ def main(argv=None) -> int:
           f"(scales {EVAL_SCALES}, centres {EVAL_CENTRES}, not mirrored) of astronaut, chelsea, coffee, rocket, "
           f"camera, china.jpg, flower.jpg", flush=True)
     results = []
-    for label, per_channel in (("onnxruntime quantize_static MinMax per-channel", True),
-                               ("onnxruntime quantize_static MinMax per-tensor", False)):
+    configs = (() if args.only_adaround else CONFIGS) + (ADAROUND_CONFIGS if args.adaround or args.only_adaround else ())
+    for label, per_channel in (() if args.no_ort else (("onnxruntime quantize_static MinMax per-channel", True),
+                                                       ("onnxruntime quantize_static MinMax per-tensor", False))):
         t0 = time.perf_counter()
         y = _ort_logits(_ort_quantized(calib, per_channel), x_eval)
         results.append(dict(method="ort-minmax", config=label, target="onnxruntime", sqnr=_sqnr(y, ref),
                             top1=_agreement(y, ref), seconds=time.perf_counter() - t0))
         print(_line(results[-1]), flush=True)
     for method in args.methods:
-        for label, target, kwargs in CONFIGS:
+        for label, target, kwargs in configs:
             t0 = time.perf_counter()
             q = hwsim.quantize(graph, target, {"input": calib}, method=method, **kwargs)
             y = _simulated(q, target, x_eval)
@@ -159,7 +169,7 @@ def main(argv=None) -> int:
                                 top1=_agreement(y, ref), seconds=time.perf_counter() - t0))
             print(_line(results[-1]), flush=True)
             del q
-    _table(results)
+    _table(results, [c[0] for c in configs])
     _bars(results)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(dict(eval_crops=names, results=results), indent=1))
@@ -170,11 +180,10 @@ def _line(r: dict) -> str:
     return f"  {r['method']:<11} {r['config']:<48} {r['sqnr']:7.2f} dB  top-1 {100 * r['top1']:5.1f}%  ({r['seconds']:.0f} s)"
 
 
-def _table(results: list) -> None:
+def _table(results: list, configs: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    configs = [c[0] for c in CONFIGS]
     table = Table(title="logits SQNR vs float (dB) / top-1 agreement with float, evaluation crops")
     table.add_column("method")
     for c in configs:
@@ -184,22 +193,34 @@ def _table(results: list) -> None:
         table.add_row(method, *[f"{by[(method, c)]['sqnr']:.2f} / {100 * by[(method, c)]['top1']:.0f}%"
                                 if (method, c) in by else "" for c in configs])
     ort = [r for r in results if r["method"] == "ort-minmax"]
+    if not ort or configs[:2] != [c[0] for c in CONFIGS[:2]]:
+        Console(width=200).print(table)
+        return
     pc = next(r for r in ort if "per-channel" in r["config"])
     pt = next(r for r in ort if "per-tensor" in r["config"])
     table.add_row("onnxruntime MinMax", f"{pt['sqnr']:.2f} / {100 * pt['top1']:.0f}%",
                   f"{pc['sqnr']:.2f} / {100 * pc['top1']:.0f}%", *[""] * (len(configs) - 2))
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 def _bars(results: list) -> None:
-    ort_pc = next(r for r in results if r["method"] == "ort-minmax" and "per-channel" in r["config"])
+    ort_pc = next((r for r in results if r["method"] == "ort-minmax" and "per-channel" in r["config"]), None)
     hw = [r for r in results if r["method"] != "ort-minmax"]
     per_channel = [r for r in hw if r["config"].startswith("W8A8 per-channel")]
+    if ort_pc is not None and per_channel:
+        _bar1(ort_pc, per_channel)
+    _bar23(hw)
+
+
+def _bar1(ort_pc: dict, per_channel: list) -> None:
     best_pc = max(per_channel, key=lambda r: r["sqnr"])
     gain = best_pc["sqnr"] - ort_pc["sqnr"]
     print(f"bar 1, W8A8 per-channel >= onnxruntime MinMax per-channel + 3 dB: best hwsim {best_pc['sqnr']:.2f} dB "
           f"({best_pc['method']}, {best_pc['config']}) vs {ort_pc['sqnr']:.2f} dB: {gain:+.2f} dB -> "
           f"{'MET' if gain >= 3 else 'NOT MET'}")
+
+
+def _bar23(hw: list) -> None:
     by = {(r["method"], r["config"]): r for r in hw}
     gains = {m: by[(m, "W8A8 per-tensor + CLE")]["sqnr"] - by[(m, "W8A8 per-tensor")]["sqnr"]
              for m, c in by if c == "W8A8 per-tensor" and (m, "W8A8 per-tensor + CLE") in by}
@@ -211,10 +232,9 @@ def _bars(results: list) -> None:
     w4 = [r for r in hw if r["config"].startswith("W4A8 per-group:32")]
     if w4:
         best4 = max(w4, key=lambda r: r["top1"])
-        every = ", ".join(f"{r['method']}{' + bias corr.' if 'bias' in r['config'] else ''} {100 * r['top1']:.0f}%"
-                          for r in w4)
+        every = ", ".join(f"{r['method']}{r['config'][len('W4A8 per-group:32'):]} {100 * r['top1']:.0f}%" for r in w4)
         print(f"bar 3, W4A8 per-group:32 keeps the float top-1 on >= 80% of the crops: best {100 * best4['top1']:.1f}% "
-              f"({best4['method']}); all: {every} -> "
+              f"({best4['method']}, {best4['config']}); all: {every} -> "
               f"{'MET' if best4['top1'] >= 0.8 else 'NOT MET'}")
 
 

@@ -136,7 +136,8 @@ def _rank4(b, node, name: str) -> None:
         raise b.error(node, f"only 2-D (rank-4 NCHW) inputs are supported, got rank {len(b.tensor(name).shape)}")
 
 
-def _conv(b, node, attrs, x: str, w: str, bias: str | None, out_dtype, out_quant) -> None:
+def _conv(b, node, attrs, x: str, w: str, bias: str | None, out_dtype, out_quant,
+          x_zero_point: str | None = None) -> None:
     _rank4(b, node, x)
     xs = b.tensor(x).shape
     wshape = b.tensor(w).shape
@@ -156,7 +157,7 @@ def _conv(b, node, attrs, x: str, w: str, bias: str | None, out_dtype, out_quant
     oh = _out_size(xs[1], kh, strides[0], dilations[0], padding[0] + padding[2])
     ow = _out_size(xs[2], kw, strides[1], dilations[1], padding[1] + padding[3])
     y = b.add_tensor(node.output[0], (xs[0], oh, ow, o), out_dtype, out_quant)
-    inputs = [x, w] + ([bias] if bias else [])
+    inputs = [x, w] + ([bias or "", x_zero_point] if x_zero_point else [bias] if bias else [])
     b.emit("conv2d", inputs, [y], node, stride=strides, dilation=dilations, padding=padding, groups=groups,
            activation=None)
 

@@ -140,9 +140,10 @@ def _qlinearconv(b, node, attrs):
 
 @_op("ConvInteger")
 def _convinteger(b, node, attrs):
-    x = _q_input_zp_only(b, node, 0, 2)
+    x_zp = _runtime_zero_point(b, node, 2)
+    x = _runtime_quantized(b, node, 0) if x_zp else _q_input_zp_only(b, node, 0, 2)
     w = _q_input_zp_only(b, node, 1, 3, axis=0)
-    _conv(b, node, attrs, x, w, None, np.int32, None)
+    _conv(b, node, attrs, x, w, None, np.int32, None, x_zero_point=x_zp)
 
 
 def _q_input_zp_only(b, node, index: int, zp_index: int, axis: int = 1) -> str:
@@ -239,8 +240,9 @@ def _cast(b, node, attrs):
     to = np.dtype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
     x = b.use(node.input[0], node)
     t = b.tensor(x)
-    if to.kind != "f" or np.dtype(t.dtype).kind not in "iuf":
-        raise b.error(node, f"only a cast to a float type is supported at run time (here {t.dtype} -> {to})")
+    if to != np.float32 or np.dtype(t.dtype).kind not in "iu":
+        raise b.error(node, f"only a cast of an integer tensor to float32 is supported at run time (here "
+                            f"{t.dtype} -> {to})")
     y = b.add_tensor(node.output[0], t.shape, to)
     b.emit("cast", [x], [y], node, dtype=to)
 

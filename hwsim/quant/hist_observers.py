@@ -19,8 +19,13 @@ __all__ = ["PercentileObserver", "EntropyObserver", "EntropyMxnetObserver", "Mse
 
 
 def _clip_to_seen(lo: float, hi: float, seen_lo: float, seen_hi: float) -> tuple[float, float]:
-    """A threshold range never extends beyond the values actually seen (onnxruntime does the same)."""
-    return max(float(lo), float(seen_lo)), min(float(hi), float(seen_hi))
+    """A threshold range never extends beyond the values actually seen (onnxruntime does the same).
+
+    When the threshold window misses the data altogether (e.g. a single value, which a KL search may
+    clip away), onnxruntime returns lo > hi; here the seen range is returned instead.
+    """
+    lo, hi = max(float(lo), float(seen_lo)), min(float(hi), float(seen_hi))
+    return (lo, hi) if lo <= hi else (float(seen_lo), float(seen_hi))
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
@@ -57,6 +62,8 @@ class PercentileObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
+        if h.hist is None:                         # only zeros so far
+            return float(h.min_val), float(h.max_val)
         cdf = np.cumsum(h.hist / h.hist.sum())
         if self.symmetric:
             t = h.edges[np.searchsorted(cdf, self.percentile / 100.0)]
@@ -91,8 +98,8 @@ class EntropyObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
-        if h.edges[-1] <= 0:                      # all zeros
-            return 0.0, 0.0
+        if h.hist is None:                        # only zeros (or subnormal values) so far
+            return float(h.min_val), float(h.max_val)
         levels = self.num_levels
         if levels is None:
             one_sided = not self.fmt.symmetric and h.min_val >= 0
@@ -123,6 +130,8 @@ class EntropyMxnetObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
+        if h.hist is None:                        # only zeros so far
+            return float(h.min_val), float(h.max_val)
         lo, hi = kl_range_mxnet(h.hist, h.edges, self.num_quantized_bins)
         return _clip_to_seen(lo, hi, h.min_val, h.max_val)
 
@@ -131,8 +140,9 @@ class MseObserver(Observer):
     """OMSE-style search: the clipping range whose fake quantization has the least squared error.
 
     The data is kept as a :class:`~hwsim.quant.histogram.RangeHistogram` of ``num_bins`` bins over
-    [min, max]; candidate ranges shrink the observed range by t = k / num_bins, k = start_bin ..
-    num_bins (asymmetric formats: ``t * [min, max]``; symmetric ones: ``t * [-m, m]``, m = max|x|).
+    [min, max]; candidate ranges shrink the observed range (widened to hold 0) by t = k / num_bins,
+    k = start_bin .. num_bins (asymmetric formats: ``t * [min(lo, 0), max(hi, 0)]``; symmetric ones:
+    ``t * [-m, m]``, m = max|x|); the result is clipped to the values seen.
     Each candidate's error is ``sum(count_j * (fq(c_j) - c_j)^2)`` over bin centres c_j, fq the
     quantize-dequantize in this format with the candidate's own scale and zero point
     (:func:`~hwsim.quant.params.params_from_range`); the smallest error wins (the first on a tie).
@@ -150,7 +160,7 @@ class MseObserver(Observer):
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
-        lo, hi = h.seen_min, h.seen_max
+        lo, hi = min(h.seen_min, 0.0), max(h.seen_max, 0.0)     # the quantized range always holds 0
         if self.fmt.symmetric:
             m = max(-lo, hi)
             lo, hi = -m, m
@@ -172,7 +182,7 @@ class MseObserver(Observer):
             q = np.clip(np.rint(centres / sc) + z, self.fmt.qmin, self.fmt.qmax)
             errors[s:s + 256] = ((sc * (q - z) - centres) ** 2 * counts).sum(axis=1)
         best = t[int(np.argmin(errors))]
-        return best * lo, best * hi
+        return _clip_to_seen(best * lo, best * hi, h.seen_min, h.seen_max)
 
 
 class HistogramObserver(Observer):

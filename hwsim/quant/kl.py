@@ -36,6 +36,62 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
+def _tensorrt_candidate_kl(bins: np.ndarray, tail: np.ndarray, i: int, num_levels: int) -> float:
+    """KL(P || Q) of candidate ``i``, computed directly (the definition; used to settle near-ties)."""
+    head = bins[:i]
+    p = head.copy()
+    p[-1] += tail[i]
+    level = np.digitize(np.arange(i), np.linspace(0, i, num_levels + 1)) - 1
+    nonzero = head != 0
+    mass = np.bincount(level[nonzero], weights=head[nonzero], minlength=num_levels)
+    members = np.bincount(level[nonzero], minlength=num_levels)
+    q = np.zeros(i)
+    q[nonzero] = mass[level[nonzero]] / members[level[nonzero]]
+    return _kl(p, q) if q.sum() > 0 else float("inf")
+
+
+def _tensorrt_all_kl(bins: np.ndarray, tail: np.ndarray, cands: np.ndarray, num_levels: int) -> np.ndarray:
+    """KL of every candidate at once from prefix sums (equal to the definition up to float rounding).
+
+    Level k of candidate i holds source bins ceil(k * i / L) .. ceil((k + 1) * i / L) - 1 (what
+    ``digitize(j, linspace(0, i, L + 1)) - 1`` computes; the grid is built with linspace's own float
+    operations).  With P_j = p_j / T and Q_j = avg_k / C_i (T all counts, C_i those below i, avg_k the
+    level's mean over its non-zero bins), the terms j < i - 1 sum to
+    ``(sum b_j log b_j - sum_k mass'_k log avg_k + S (log C_i - log T)) / T``; the last bin, which also
+    holds the clipped tail, is added on its own.
+    """
+    n = bins.size
+    nonzero = bins != 0
+    csum = np.concatenate([[0.0], np.cumsum(bins)])
+    zsum = np.concatenate([[0], np.cumsum(nonzero)])
+    blogb = np.where(nonzero, bins * np.log(np.where(nonzero, bins, 1.0)), 0.0)
+    lsum = np.concatenate([[0.0], np.cumsum(blogb)])
+    total = csum[n]
+    rows = np.arange(cands.size)
+    grid = np.arange(num_levels + 1, dtype=np.float64)[None, :] * (cands / num_levels)[:, None]
+    grid[:, -1] = cands
+    bounds = np.ceil(grid).astype(np.int64)
+    mass = csum[bounds[:, 1:]] - csum[bounds[:, :-1]]
+    members = zsum[bounds[:, 1:]] - zsum[bounds[:, :-1]]
+    avg = np.where(members > 0, mass / np.maximum(members, 1), 0.0)
+    log_avg = np.log(np.where(avg > 0, avg, 1.0))
+    last = cands - 1
+    last_level = (bounds[:, :-1] <= last[:, None]).sum(axis=1) - 1
+    mass_before_last = mass.copy()
+    mass_before_last[rows, last_level] -= bins[last]
+    head_total = csum[cands]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        body = (lsum[last] - (mass_before_last * log_avg).sum(axis=1)
+                + csum[last] * (np.log(head_total) - np.log(total))) / total
+        p_last = (bins[last] + tail[cands]) / total
+        q_last = np.where(bins[last] != 0, avg[rows, last_level], 0.0) / head_total
+        end = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
+    kl = body + end
+    kl[(p_last > 0) & (q_last == 0)] = np.inf
+    kl[head_total == 0] = np.inf
+    return kl
+
+
 def kl_amax_tensorrt(hist: np.ndarray, edges: np.ndarray, num_levels: int = 128, start_bin: int = 128,
                      stride: int = 1) -> float:
     """The TensorRT-style KL threshold (amax) of a histogram of |x| whose first edge is 0.
@@ -48,27 +104,25 @@ def kl_amax_tensorrt(hist: np.ndarray, edges: np.ndarray, num_levels: int = 128,
         Quantized levels on one side of zero: 2^(bits-1), or 2^bits for unsigned one-sided data.
     start_bin, stride : int
         The first candidate bin count and the step between candidates (128 and 1 in pytorch-quantization).
+
+    All candidates are scored at once from prefix sums; the ones within 1e-9 of the best are then
+    re-scored by the definition, so that ties (exact zeros, repeated values) resolve as the reference's
+    last-minimum rule does on its own numbers.
     """
     bins = np.asarray(hist, dtype=np.float64).copy()
     n = bins.size
     if n > 1:
         bins[0] = bins[1]
-    candidates = list(range(min(start_bin, n), n + 1, stride))
+    cands = np.arange(min(start_bin, n), n + 1, stride)
     tail = np.concatenate([np.cumsum(bins[::-1])[::-1], [0.0]])     # tail[i] = sum(bins[i:])
-    divergences = np.empty(len(candidates))
-    for c, i in enumerate(candidates):
-        head = bins[:i]
-        p = head.copy()
-        p[-1] += tail[i]
-        level = np.digitize(np.arange(i), np.linspace(0, i, num_levels + 1)) - 1
-        nonzero = head != 0
-        mass = np.bincount(level[nonzero], weights=head[nonzero], minlength=num_levels)
-        members = np.bincount(level[nonzero], minlength=num_levels)
-        q = np.zeros(i)
-        q[nonzero] = mass[level[nonzero]] / members[level[nonzero]]
-        divergences[c] = _kl(p, q) if q.sum() > 0 else float("inf")
-    last_min = len(divergences) - 1 - int(np.argmin(divergences[::-1]))
-    return float(edges[candidates[last_min]])
+    fast = _tensorrt_all_kl(bins, tail, cands, num_levels)
+    best = fast.min()
+    if not np.isfinite(best):
+        return float(edges[cands[-1]])
+    near = np.flatnonzero(fast <= best + 1e-9 * max(1.0, abs(best)))
+    exact = np.array([_tensorrt_candidate_kl(bins, tail, int(cands[c]), num_levels) for c in near])
+    chosen = near[len(near) - 1 - int(np.argmin(exact[::-1]))]
+    return float(edges[cands[chosen]])
 
 
 def smooth_distribution(p: np.ndarray, eps: float = 1e-4) -> np.ndarray | None:

@@ -65,6 +65,8 @@ class Observer:
         """Per-tensor scale and zero point of :meth:`range` in this observer's format."""
         if self._params is None:
             lo, hi = self.range()
+            if max(abs(lo), abs(hi)) < float(np.finfo(np.float32).tiny) * (self.fmt.qmax - self.fmt.qmin):
+                lo = hi = 0.0     # a range this close to 0 has no normal float32 scale: treat it as zero
             self._params = params_from_range(lo, hi, self.fmt)
         return self._params
 

@@ -67,7 +67,8 @@ def conv2d_f32(x, w, bias, stride, dilation, padding, groups) -> np.ndarray:
 def _conv(node, xs):
     a = node.attrs
     bias = xs[2] if len(xs) > 2 and xs[2] is not None else None
-    y = conv2d_f32(xs[0], xs[1], bias, tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1))),
+    x = xs[0] if len(xs) < 4 or xs[3] is None else xs[0] - _F32(xs[3])    # a run-time zero point
+    y = conv2d_f32(x, xs[1], bias, tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1))),
                    tuple(a.get("padding", (0, 0, 0, 0))), int(a.get("groups", 1)))
     return _clamp(y, a.get("activation"))
 

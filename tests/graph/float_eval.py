@@ -28,6 +28,10 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
     for node in graph.nodes:
         args = [_to_real(graph.tensor(i), env[i]) if i else None for i in node.inputs]
         y = _OPS[node.op](graph, node, *args)
+        if len(node.outputs) > 1:          # dynamic_quantize: (y, scale, zero point)
+            for name, value in zip(node.outputs, y):
+                env[name] = _from_real(graph.tensor(name), value)
+            continue
         act = node.attrs.get("activation")
         if act is not None:
             y = np.clip(y, np.float32(act[0]), np.float32(act[1]))
@@ -39,8 +43,10 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return out
 
 
-def _conv2d(graph, node, x, w, bias=None):
+def _conv2d(graph, node, x, w, bias=None, x_zero_point=None):
     a = node.attrs
+    if x_zero_point is not None:          # dynamic quantization's run-time zero point
+        x = x - x_zero_point
     (sh, sw), (dh, dw), (pt, pl, pb, pr), g = a["stride"], a["dilation"], a["padding"], a["groups"]
     n, h, wd, c = x.shape
     o, kh, kw, cg = w.shape
@@ -59,7 +65,9 @@ def _conv2d(graph, node, x, w, bias=None):
     return y + bias if bias is not None else y
 
 
-def _fc(graph, node, x, w, bias=None):
+def _fc(graph, node, x, w, bias=None, x_zero_point=None):
+    if x_zero_point is not None:          # dynamic quantization's run-time zero point
+        x = x - x_zero_point
     y = x @ w.T
     return y + bias if bias is not None else y
 
@@ -127,10 +135,18 @@ def _from_real(t, y):
     return np.clip(q, info.min, info.max).astype(t.dtype)
 
 
+def _dynamic_quantize(graph, node, x):
+    """ONNX DynamicQuantizeLinear (uint8), naively: the range including 0 over 255 codes."""
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = np.float32((hi - lo) / 255 if hi > lo else 1.0)
+    zp = np.float32(np.clip(np.rint(-lo / scale), 0, 255))
+    return np.clip(np.rint(x / scale) + zp, 0, 255), scale, zp
+
+
 _OPS = {
     "conv2d": _conv2d,
     "fully_connected": _fc,
-    "matmul": lambda g, n, a, b: np.matmul(a, b),
+    "matmul": lambda g, n, a, b, zp=None: np.matmul(a if zp is None else a - zp, b),
     "add": lambda g, n, a, b: a + b,
     "sub": lambda g, n, a, b: a - b,
     "mul": lambda g, n, a, b: a * b,
@@ -150,4 +166,6 @@ _OPS = {
     "clip": lambda g, n, x: np.clip(x, n.attrs["min"], n.attrs["max"]),
     "quantize": lambda g, n, x: x,       # the conversions happen in _to_real / _from_real
     "dequantize": lambda g, n, x: x,
+    "dynamic_quantize": _dynamic_quantize,
+    "cast": lambda g, n, x: np.asarray(x).astype(n.attrs["dtype"]),
 }

@@ -86,3 +86,13 @@ def test_observer_threshold_is_a_bin_edge_of_abs_histogram():
     assert lo == max(-hi, float(x.min()))
     # a heavy-tailed sample: KL clips well inside max|x|, but keeps more than the 128-bin minimum
     assert edges[128] <= hi < 0.9 * float(np.abs(x).max())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ties_from_discrete_data_match_slow_reference(seed):
+    # a few distinct values: most bins are empty and many candidates score exactly alike, so the
+    # last-minimum rule decides; the fast scoring must hand the tie to the same candidate
+    rng = np.random.default_rng(100 + seed)
+    values = rng.choice(np.arange(6) * 1.7, size=3000, p=[0.4, 0.25, 0.15, 0.1, 0.07, 0.03])
+    hist, edges = np.histogram(values, bins=140, range=(0, values.max()))
+    assert kl_amax_tensorrt(hist, edges, 16, 20) == _slow_tensorrt_amax(hist, edges, 16, 20)

@@ -99,3 +99,43 @@ def test_onnxruntime_default_entropy_is_minmax():
     lo = min(float(x.min()) for x in batches)
     hi = max(float(x.max()) for x in batches)
     assert ours.range() == (lo, hi)
+
+
+class _OneBatch:
+    """An onnxruntime CalibrationDataReader that hands out one batch."""
+
+    def __init__(self, x):
+        self.items = [{"x": x}]
+
+    def get_next(self):
+        return self.items.pop() if self.items else None
+
+
+@pytest.mark.parametrize("moving_average", [False, True])
+def test_minmax_and_moving_average_equal_onnxruntime_minmax_calibrater(tmp_path, moving_average):
+    """onnxruntime's MinMaxCalibrater, one collect_data call per batch (its moving average then is
+    PyTorch's: old + c * (new - old) across calls), on the input of an Abs node."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Abs", ["x"], ["y"])], "abs",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "abs.onnx"
+    onnx.save(model, str(path))
+    calibrater = calibrate.create_calibrator(
+        str(path), augmented_model_path=str(tmp_path / "aug.onnx"),
+        calibrate_method=calibrate.CalibrationMethod.MinMax,
+        extra_options={"moving_average": moving_average, "averaging_constant": 0.25})
+    ours = make_observer("moving_average", U8, averaging_constant=0.25) if moving_average \
+        else make_observer("minmax", U8)
+    rng = np.random.default_rng(12)
+    for scale in (1.0, 3.0, 0.5, 2.0):
+        x = (rng.normal(size=(4, 8)) * scale + 0.5).astype(np.float32)
+        calibrater.collect_data(_OneBatch(x))
+        ours.observe(x)
+    lo, hi = calibrater.compute_data()["x"].range_value
+    # onnxruntime updates the average in float32, hwsim in float64: equal up to float32 rounding
+    assert ours.range() == pytest.approx((float(np.ravel(lo)[0]), float(np.ravel(hi)[0])), rel=1e-6)

@@ -13,6 +13,7 @@ import numpy as np
 
 from hwsim.graph.ir import QuantParams
 from hwsim.quant.dynamic import dynamic_qparams
+from hwsim.sim.ops.common import SimulationError
 from hwsim.sim.ops.quant import quantize_values
 from hwsim.types import Rounding
 
@@ -27,16 +28,20 @@ def prepare_dynamic_quantize(node, ctx):
         raise ctx.fail(node, "expected outputs (y uint8, scale, zero point)")
     x_name = node.inputs[0]
     y_name, s_name, z_name = node.outputs
+    # messages are built here, not from ctx inside run(): a plan must not keep its graph alive
+    empty = str(ctx.fail(node, f"input {x_name!r} is empty; DynamicQuantizeLinear needs at least one value"))
+    not_finite = str(ctx.fail(node, f"input {x_name!r} holds NaN or Inf; its dynamic range is undefined"))
+    too_wide = str(ctx.fail(node, f"input {x_name!r}: max - min overflows float32; no finite scale exists"))
 
     def run(env, rctx):
         x = np.asarray(env[x_name], dtype=_F32)
         if x.size == 0:
-            raise ctx.fail(node, f"input {x_name!r} is empty; DynamicQuantizeLinear needs at least one value")
+            raise SimulationError(empty)
         if not np.all(np.isfinite(x)):
-            raise ctx.fail(node, f"input {x_name!r} holds NaN or Inf; its dynamic range is undefined")
+            raise SimulationError(not_finite)
         scale, zp = dynamic_qparams(x)
         if not np.isfinite(scale):
-            raise ctx.fail(node, f"input {x_name!r}: max - min overflows float32; no finite scale exists")
+            raise SimulationError(too_wide)
         env[y_name] = quantize_values(x, QuantParams(scale, zp), np.uint8, Rounding.HALF_EVEN)
         env[s_name] = np.array(scale, dtype=_F32)
         env[z_name] = np.array(zp, dtype=np.uint8)

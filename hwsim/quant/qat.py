@@ -126,7 +126,7 @@ class PACT:
     bits : int
         k, the output width (unsigned codes 0 .. 2^k - 1).
     alpha : float
-        The initial clip level (> 0); the paper starts at 10 for ReLU networks.
+        The initial clip level (> 0).
     l2 : float
         Weight of the L2 regulariser on alpha (the paper's lambda_alpha).
 
@@ -225,7 +225,10 @@ class LSQ:
         :func:`lsq_init_scale` (2 mean|v| / sqrt(Q_P)).
     grad_scale : float, "weight" or "activation"
         g itself, or how to count N: "weight" (default) N = v.size, "activation" N = v[0].size
-        (the batch axis first).
+        (the batch axis first); per channel, N is divided by the number of channels.
+    axis : int, optional
+        None (default): one step size for the tensor.  An axis: one step size per index along it
+        (per output channel of a weight tensor: axis 0), ``scale`` and its gradient are then [C] arrays.
 
     Examples
     --------
@@ -240,50 +243,96 @@ class LSQ:
     (array([1., 1., 0., 0.]), -1.0)
     """
 
-    def __init__(self, bits: int, signed: bool, scale: float | None = None,
-                 grad_scale: float | str = "weight") -> None:
+    def __init__(self, bits: int, signed: bool, scale=None, grad_scale: float | str = "weight",
+                 axis: int | None = None) -> None:
         self.bits = _check_bits(bits)
         self.signed = bool(signed)
         self.qn, self.qp = lsq_code_range(self.bits, self.signed)
-        if scale is not None and not scale > 0:
-            raise ValueError(f"scale: expected a positive step size, got {scale!r}")
+        if scale is not None and not np.all(np.asarray(scale, dtype=np.float64) > 0):
+            raise ValueError(f"scale: expected positive step size(s), got {scale!r}")
         if not (grad_scale in ("weight", "activation") or
                 (isinstance(grad_scale, (int, float)) and grad_scale > 0)):
             raise ValueError(f"grad_scale: expected 'weight', 'activation' or a positive number, got {grad_scale!r}")
-        self.scale = None if scale is None else float(scale)
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
+            raise ValueError(f"axis: expected None (per tensor) or an integer axis, got {axis!r}")
+        self.axis = None if axis is None else int(axis)
+        self.scale = None if scale is None else self._as_scale(scale)
         self.grad_scale = grad_scale
         self._ctx = None
 
+    def _as_scale(self, scale):
+        """A float per tensor, a float64 [C] array per channel."""
+        if self.axis is None:
+            return float(scale)
+        return np.array(scale, dtype=np.float64).reshape(-1)
+
+    def _channels(self, v: np.ndarray) -> int:
+        if self.axis is None:
+            return 1
+        if not -v.ndim <= self.axis < v.ndim:
+            raise ValueError(f"{type(self).__name__}: axis {self.axis} is out of range for an input of rank {v.ndim}")
+        return v.shape[self.axis]
+
+    def _broadcast(self, value, v: np.ndarray):
+        """Per-channel values shaped to broadcast against ``v`` (a per-tensor value as it is)."""
+        if self.axis is None:
+            return value
+        value = np.asarray(value, dtype=np.float64)
+        if value.size != self._channels(v):
+            raise ValueError(f"{type(self).__name__}: {value.size} step sizes do not fit the {self._channels(v)} "
+                             f"channels along axis {self.axis} of an input of shape {v.shape}")
+        shape = [1] * v.ndim
+        shape[self.axis] = value.size
+        return value.reshape(shape)
+
+    def _reduce(self, x: np.ndarray):
+        """Sum over everything but the channel axis (everything, per tensor)."""
+        if self.axis is None:
+            return float(np.sum(x, dtype=np.float64))
+        axes = tuple(i for i in range(x.ndim) if i != self.axis % x.ndim)
+        return np.sum(x, axis=axes, dtype=np.float64)
+
     def gradient_scale(self, v: np.ndarray) -> float:
-        """g = 1 / sqrt(N Q_P) for input ``v`` (or the fixed number given as ``grad_scale``)."""
+        """g = 1 / sqrt(N Q_P) for input ``v`` (or the fixed number given as ``grad_scale``).
+
+        N counts the elements one step size serves: per tensor all of ``v`` ("weight") or one sample's
+        ("activation"); per channel, those divided by the number of channels.
+        """
         if not isinstance(self.grad_scale, str):
             return float(self.grad_scale)
         n = v.size if self.grad_scale == "weight" or v.ndim == 0 else v[0].size
-        return 1.0 / math.sqrt(n * self.qp)
+        return 1.0 / math.sqrt(max(n // self._channels(v), 1) * self.qp)
 
     def _check_scale(self, v: np.ndarray) -> None:
         if self.scale is None:
-            self.scale = lsq_init_scale(v, self.bits, self.signed)
-        if not self.scale > 0:
+            if self.axis is None:
+                self.scale = lsq_init_scale(v, self.bits, self.signed)
+            else:
+                # per channel 2 mean|v_c| / sqrt(Q_P); an all-zero channel takes the per-tensor value
+                whole = lsq_init_scale(v, self.bits, self.signed)
+                per = 2.0 * self._reduce(np.abs(v.astype(np.float64))) / (v.size // self._channels(v)) \
+                    / math.sqrt(self.qp)
+                self.scale = np.where(per > 0, per, whole)
+        if not np.all(np.asarray(self.scale) > 0):
             raise ValueError(f"{type(self).__name__}: the step size must stay positive, got {self.scale}")
 
     def forward(self, v) -> np.ndarray:
         v = _as_float(v)
         self._check_scale(v)
-        s = v.dtype.type(self.scale)
+        s = np.asarray(self._broadcast(self.scale, v), dtype=v.dtype)
         u = v / s
         c = np.clip(u, -self.qn, self.qp)
         self._ctx = u, v
         return (np.rint(c) * s).astype(v.dtype)
 
-    def backward(self, grad_out) -> tuple[np.ndarray, float]:
-        """(dLoss/dv, dLoss/ds) from dLoss/dv^; dLoss/ds includes the gradient scale g."""
+    def backward(self, grad_out):
+        """(dLoss/dv, dLoss/ds) from dLoss/dv^; dLoss/ds (float, or [C] per channel) includes g."""
         u, v = _need_forward(self._ctx, "LSQ")
         g = np.asarray(grad_out)
         below, above = u < -self.qn, u > self.qp
         inside = ~(below | above)
         ds = np.where(inside, np.rint(u) - u, np.where(below, -self.qn, self.qp))
-        return g * inside, float(np.sum(g * ds, dtype=np.float64)) * self.gradient_scale(v)
+        return g * inside, self._reduce(g * ds) * self.gradient_scale(v)
 
 
 class LSQPlus(LSQ):

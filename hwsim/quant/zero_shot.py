@@ -110,7 +110,8 @@ def _node_range(node: Node, ranges: dict, n_sigma: float) -> tuple[float, float]
     return None
 
 
-def ranges_from_batchnorm(graph: Graph, n_sigma: float = DEFAULT_N_SIGMA) -> dict[str, tuple[float, float]]:
+def ranges_from_batchnorm(graph: Graph, n_sigma: float = DEFAULT_N_SIGMA, *,
+                          input_ranges: dict | None = None) -> dict[str, tuple[float, float]]:
     """Real ranges of a float graph's activations from its batch-norm statistics alone (no data).
 
     Parameters
@@ -121,6 +122,9 @@ def ranges_from_batchnorm(graph: Graph, n_sigma: float = DEFAULT_N_SIGMA) -> dic
     n_sigma : float
         Half-width of each channel's range in standard deviations: beta +- n_sigma |gamma|
         (default :data:`DEFAULT_N_SIGMA` = 4, why: see there).
+    input_ranges : dict, optional
+        Graph input name -> (lo, hi) the caller knows without data (e.g. pixels in [0, 1]); they are
+        returned as given and propagate through the ops below like any other range.
 
     Returns
     -------
@@ -148,6 +152,16 @@ def ranges_from_batchnorm(graph: Graph, n_sigma: float = DEFAULT_N_SIGMA) -> dic
     if not n_sigma > 0:
         raise ValueError(f"n_sigma: expected a positive number, got {n_sigma!r}")
     ranges: dict[str, tuple[float, float]] = {}
+    for name, bounds in (input_ranges or {}).items():
+        if name not in graph.inputs:
+            raise ValueError(f"input_ranges: {name!r} is not a graph input (inputs: {', '.join(graph.inputs)})")
+        try:
+            lo, hi = (float(v) for v in bounds)
+        except (TypeError, ValueError):
+            raise ValueError(f"input_ranges[{name!r}]: expected (lo, hi), got {bounds!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise ValueError(f"input_ranges[{name!r}]: expected finite lo <= hi, got ({lo}, {hi})")
+        ranges[name] = (lo, hi)
     for node in graph.nodes:
         if not node.outputs or graph.tensor(node.outputs[0]).dtype.kind != "f":
             continue
@@ -281,6 +295,8 @@ def bias_correction_data_free(w_float: np.ndarray, w_quant_deq: np.ndarray, bias
         raise ValueError(f"bias: expected shape ({o},), got {b.shape}")
     eps = wq - w
     ex = np.asarray(expected_input, dtype=np.float64)
+    if not np.all(np.isfinite(ex)):
+        raise ValueError("expected_input: NaN or Inf")
     if w.ndim == 2:
         ex = ex.reshape(-1)
         if ex.shape != (w.shape[1],):
@@ -296,8 +312,6 @@ def bias_correction_data_free(w_float: np.ndarray, w_quant_deq: np.ndarray, bias
         # per output channel: its group's input channels, summed over the kernel taps
         ex_per_out = ex.reshape(groups, cg)[np.arange(o) // og]          # [O, I/groups]
         shift = np.einsum("ohwi,oi->o", eps, ex_per_out)
-    if not np.all(np.isfinite(ex)):
-        raise ValueError("expected_input: NaN or Inf")
     return (b - shift).astype(np.float32)
 
 

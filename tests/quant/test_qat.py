@@ -244,6 +244,49 @@ def test_lsq_gradient_scale():
     assert math.isclose(qa.gradient_scale(a), 1 / math.sqrt(72))
 
 
+def test_lsq_per_channel():
+    # weights [3, 4], one step per output row (axis 0), 3-bit signed (codes -4..3)
+    w = np.array([[0.1, -0.2, 0.3, -0.4],            # mean|w| 0.25 -> s = 2 * 0.25 / sqrt(3)
+                  [1.0, 2.0, -3.0, 2.0],             # mean|w| 2    -> s = 4 / sqrt(3)
+                  [0.0, 0.0, 0.0, 0.0]])             # all zero: the per-tensor value 2 * (9.0 / 12) / sqrt(3)
+    q = LSQ(3, True, axis=0)
+    q.forward(w)
+    np.testing.assert_allclose(q.scale, np.array([0.5, 4.0, 1.5]) / math.sqrt(3), rtol=1e-12)
+    # gradient scale: N = 4 weights per channel -> 1 / sqrt(4 * 3)
+    assert math.isclose(q.gradient_scale(w), 1 / math.sqrt(12))
+    with pytest.raises(ValueError, match="2 step sizes do not fit the 3 channels"):
+        LSQ(3, True, scale=[0.1, 0.2], axis=0).forward(w)
+
+
+def test_lsq_per_channel_gradients_match_finite_differences():
+    rng = np.random.default_rng(5)
+    qn, qp = lsq_code_range(4, True)
+    scales = np.array([0.05, 0.3, 0.11])
+    w = rng.standard_normal((3, 200)) * scales[:, None] * 6       # some codes beyond +-8: both regions
+    t = w / scales[:, None]
+    keep = np.all(_away_from_ties(t) & _away_from(t, -qn, qp), axis=0)
+    w = w[:, keep]
+    c = rng.standard_normal(w.shape)
+    q = LSQ(4, True, scale=scales, grad_scale=1.0, axis=0)
+    y0 = q.forward(w)
+    gw, gs = q.backward(c)
+    assert gs.shape == (3,)
+    cl = np.clip(w / scales[:, None], -qn, qp)
+    resid = np.rint(cl) - cl
+
+    def loss(ss):
+        return float(np.sum(c * ss[:, None] * (np.clip(w / ss[:, None], -qn, qp) + resid)))
+
+    assert math.isclose(loss(scales), float(np.sum(c * y0)), rel_tol=1e-12)
+    for k in range(3):
+        def f(sk, k=k):
+            ss = scales.copy()
+            ss[k] = sk
+            return loss(ss)
+        np.testing.assert_allclose(gs[k], _fd(f, scales[k]), rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(gw, c * ((t[:, keep] >= -qn) & (t[:, keep] <= qp)))
+
+
 # ---------------------------------------------------------------- LSQ+
 
 @pytest.mark.parametrize("bits,signed", [(3, False), (4, True)])

@@ -111,6 +111,29 @@ def test_ranges_hand_computed(tmp_path):
     assert r3[conv_out] == (0.0, 7.0)                       # max(0.5 + 3, 1 + 6, -3 + 1.5)
 
 
+def test_ranges_from_given_input_ranges(tmp_path):
+    # a graph input range the caller knows propagates through ops that need no statistics: the digits'
+    # image in [0, 1] itself; the logits stay absent (no batch norm after the classifier)
+    g = hwsim.load_model(model_path())
+    r = ranges_from_batchnorm(g, input_ranges={"image": (0, 1)})
+    assert r["image"] == (0.0, 1.0) and "logits" not in r
+    with pytest.raises(ValueError, match="'img' is not a graph input"):
+        ranges_from_batchnorm(g, input_ranges={"img": (0, 1)})
+    with pytest.raises(ValueError, match=r"input_ranges\['image'\]: expected finite lo <= hi"):
+        ranges_from_batchnorm(g, input_ranges={"image": (1, 0)})
+    # x in [-1, 3] -> Relu [0, 3] -> Add(r, r) [0, 6] -> MaxPool [0, 6] -> Flatten [0, 6]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "r"], ["s"]),
+             helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "p.onnx")
+    g2 = hwsim.load_model(str(tmp_path / "p.onnx"))
+    r2 = ranges_from_batchnorm(g2, input_ranges={"x": (-1.0, 3.0)})
+    assert r2["x"] == (-1.0, 3.0) and r2["r"] == (0.0, 3.0) and r2["s"] == (0.0, 6.0) and r2["y"] == (0.0, 6.0)
+    assert ranges_from_batchnorm(g2) == {}              # no statistics, no input range: nothing is derived
+
+
 def test_ranges_without_and_with_relu6(tmp_path):
     g = _conv_bn_model(tmp_path / "a.onnx", [1.0, -2.0, 0.5], [0.5, 1.0, -3.0], act="none")
     conv_out = next(n for n in g.nodes if n.op == "conv2d").outputs[0]
@@ -192,6 +215,8 @@ def test_bias_correction_errors():
         bias_correction_data_free(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="expected_input"):
         bias_correction_data_free(np.zeros((4, 3, 3, 3)), np.zeros((4, 3, 3, 3)), None, np.zeros(5))
+    with pytest.raises(ValueError, match="NaN"):
+        bias_correction_data_free(np.zeros((2, 3)), np.zeros((2, 3)), None, np.array([0.0, np.nan, 1.0]))
 
 
 def test_bias_correction_reduces_mean_output_error_of_a_quantized_conv():

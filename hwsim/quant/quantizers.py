@@ -66,6 +66,7 @@ __all__ = [
     "weight_params",
     "parse_granularity",
     "to_ir_weights",
+    "to_ir_bias",
     "WEIGHT_METHODS",
     "MSE_RATIOS",
 ]
@@ -414,3 +415,41 @@ def _codebook_to_ir(shape, book, fmt: QuantFormat, name: str):
     return (np.ascontiguousarray(codes, dtype=fmt.dtype), qp,
             WeightLookup(table=table, indices=np.ascontiguousarray(idx), index_bits=index_bits,
                          axis=None if levels.ndim == 1 else book.axis % len(shape)))
+
+
+def to_ir_bias(b, input_scale, weight_quant: QuantParams, *, bits: int = 32, name: str = "b"):
+    """A layer's float bias as the IR stores it: ``(data, QuantParams or None)``.
+
+    Per-tensor or per-channel weights: ``int32(sat_bits(rne(b / (s_x * s_w[c]))))`` with scale
+    ``s_x * s_w`` (computed in float64, stored float32), zero point 0 -- as the engines store it.
+    Per-group weights (``weight_quant.group_size``): there is no single integer bias scale; the bias
+    stays float32 (data float32, quant None) and is added in the float32 group combine
+    (:mod:`hwsim.sim.ops.grouped`).
+
+    Parameters
+    ----------
+    b : array_like [O]
+    input_scale : float
+        The layer input's (per-tensor) scale.
+    weight_quant : QuantParams
+        The weights' IR quantisation (from :func:`to_ir_weights`).
+    bits : int
+        The target's bias width (``operands.bias.bits``, 8..32 here); values saturate to it.
+    """
+    arr = _as_float(b, f"bias {name!r}").astype(np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"bias {name!r}: expected a 1-D array [O], got shape {arr.shape}")
+    if weight_quant.group_size is not None:
+        if weight_quant.scale.shape[0] != arr.shape[0]:
+            raise ValueError(f"bias {name!r}: {arr.shape[0]} values for {weight_quant.scale.shape[0]} output channels")
+        return arr.astype(np.float32), None
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 8 <= bits <= 32:
+        raise ValueError(f"bits: expected an integer in 8..32, got {bits!r}")
+    sw = np.asarray(weight_quant.scale, np.float64).reshape(-1)
+    if sw.size not in (1, arr.shape[0]):
+        raise ValueError(f"bias {name!r}: {arr.shape[0]} values for {sw.size} weight scales")
+    scale = np.float64(np.float32(input_scale)) * sw
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    data = np.clip(np.rint(arr / np.broadcast_to(scale, arr.shape)), lo, hi).astype(np.int32)
+    stored = scale.astype(np.float32)
+    return data, QuantParams(stored, np.zeros(stored.shape, np.int64), 0 if stored.size > 1 else None)

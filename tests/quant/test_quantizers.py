@@ -15,6 +15,7 @@ from hwsim.quant.quantizers import (
     fake_quantize,
     parse_granularity,
     quantize_tensor,
+    to_ir_bias,
     to_ir_weights,
     weight_params,
 )
@@ -276,3 +277,20 @@ def test_to_ir_weights_per_group():
     np.testing.assert_array_equal(q, quantize_tensor(w, p))
     with pytest.raises(ValueError, match=r"per-group scales need shape \[O, G\] and axis 0"):
         QuantParams(np.ones(3, F32), np.zeros(3), 0, group_size=2)
+
+
+def test_to_ir_bias_integer_and_float():
+    # per channel: s_x = 0.5, s_w = [0.25, 0.125] -> bias scales 0.125, 0.0625; 1.0 / 0.125 = 8, -0.1 / 0.0625 = -1.6
+    wq = QuantParams(np.array([0.25, 0.125], F32), np.zeros(2), 0)
+    data, qp = to_ir_bias(np.array([1.0, -0.1]), 0.5, wq)
+    assert data.dtype == np.int32 and data.tolist() == [8, -2]
+    assert qp.scale.tolist() == [0.125, 0.0625] and qp.axis == 0
+    # a 16-bit bias saturates: 10000 / 0.125 = 80000 -> 32767
+    data16, _ = to_ir_bias(np.array([10000.0, 0.0]), 0.5, wq, bits=16)
+    assert data16.tolist() == [32767, 0]
+    # per group: the bias stays float32
+    gq = QuantParams(np.ones((2, 3), F32), np.zeros((2, 3)), 0, group_size=4)
+    fdata, fq = to_ir_bias(np.array([1.0, -0.1]), 0.5, gq)
+    assert fq is None and fdata.dtype == np.float32 and fdata.tolist() == [1.0, F32(-0.1)]
+    with pytest.raises(ValueError, match=r"bias 'b': 3 values for 2 weight scales"):
+        to_ir_bias(np.ones(3), 0.5, wq)

@@ -64,3 +64,13 @@ def test_cpu_w4a8_blocked_profile():
     x = t.for_op("conv2d").input
     assert (x.bits, x.signed, x.symmetric) == (8, False, False)
     assert t.quantize_rounding.value == "half_even"
+
+
+def test_cpu_w4a8_blocked_passes_targets_validate(capsys):
+    import importlib.resources
+
+    from hwsim.cli import main
+
+    path = importlib.resources.files("hwsim.targets_data") / "cpu-w4a8-blocked.yaml"
+    assert main(["targets", "validate", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "ok"

@@ -23,7 +23,8 @@ to an engine**:
    float32 constant; an integer bias is dequantised to float32 first).
 3. The output is quantized as QuantizeLinear does, with the target's ``quantize``
    rounding and saturation: ``sat(round(fl32(y / sy)) + zy)``, then the fused
-   activation's integer bounds.
+   activation's integer bounds.  A float32 output tensor (no quantisation, as
+   MatMulNBits gives) receives y itself, clamped by the fused activation in float32.
 
 Grouped and depthwise convolutions (``groups`` > 1) with per-group weights are
 refused (a target's depthwise layers use per-channel weights).
@@ -150,10 +151,12 @@ def prepare_grouped(node, ctx, op: str, x_t, w_t, y_t, geometry: dict | None, re
     if q.scale.shape != (n_out, len(bounds)):
         raise ctx.fail(node, f"weights {w_t.name!r}: per-group scales of shape {q.scale.shape}, expected "
                              f"({n_out}, {len(bounds)}) for {k} reduction elements in groups of {q.group_size}")
-    if y_t.quant is None or np.dtype(y_t.dtype).kind not in "iu":
-        raise ctx.fail(node, f"output {y_t.name!r}: a per-group layer needs a quantized integer output")
+    float_out = y_t.quant is None and np.dtype(y_t.dtype) == np.float32
+    if not float_out and (y_t.quant is None or np.dtype(y_t.dtype).kind not in "iu"):
+        raise ctx.fail(node, f"output {y_t.name!r}: a per-group layer gives a quantized integer output or "
+                             f"float32, got {np.dtype(y_t.dtype)}")
     sx, _ = per_tensor(x_t.quant, f"input {x_t.name!r}", node, ctx)
-    sy, zy = per_tensor(y_t.quant, f"output {y_t.name!r}", node, ctx)
+    sy, zy = (None, None) if float_out else per_tensor(y_t.quant, f"output {y_t.name!r}", node, ctx)
     if rebias_needed(x_t.dtype, sem.input):
         adapt, zx = flip8, int(x_t.quant.zero_point.reshape(-1)[0]) + (128 if np.dtype(x_t.dtype) == np.int8 else -128)
     else:
@@ -165,7 +168,9 @@ def prepare_grouped(node, ctx, op: str, x_t, w_t, y_t, geometry: dict | None, re
     zw_cols = [zw[:, g] if n_out > 1 else int(zw[0, g]) for g in range(len(bounds))]
     bias = _float_bias(node, ctx, n_out)
     out_dtype = np.dtype(y_t.dtype)
-    lo, hi = activation_bounds(node.attrs.get("activation"), sy, zy, ctx.profile.quantize_rounding, out_dtype)
+    activation = node.attrs.get("activation")
+    if not float_out:
+        lo, hi = activation_bounds(activation, sy, zy, ctx.profile.quantize_rounding, out_dtype)
     rounding = ctx.profile.quantize_rounding
     x_name, y_name = node.inputs[0], node.outputs[0]
     weight_bits = fmt.bits if fmt.bits < 8 else None
@@ -195,6 +200,13 @@ def prepare_grouped(node, ctx, op: str, x_t, w_t, y_t, geometry: dict | None, re
             y = (y + (acc.astype(_F32) * mult[g]).astype(_F32)).astype(_F32)
         if bias is not None:
             y = (y + bias).astype(_F32)
+        if float_out:       # a float32 output (as MatMulNBits gives): the fused activation clamps in float32
+            if activation is not None:
+                y = np.clip(y, _F32(activation[0]), _F32(activation[1]))
+            if rctx.trace:
+                record(rctx, node, lead, n_out, accs, events, 0)
+            env[y_name] = y.reshape(lead + (n_out,))
+            return
         out = quantize_values(y, y_t.quant, out_dtype, rounding)
         out = np.clip(out, lo, hi).astype(out_dtype).reshape(lead + (n_out,))
         if rctx.trace:

@@ -36,7 +36,7 @@ export), per-group weights (hwsim groups the flattened (KH, KW, I) reduction
 axes, which ONNX's blocked DequantizeLinear cannot express, and onnxruntime
 runs a blocked DequantizeLinear -> Conv in float anyway), non-uniform (lookup /
 codebook) weights, integer tensors other than 8 and 16 bits (int32 only as a
-conv / fully-connected bias), run-time tensors quantized per channel, and
+constant: a conv / fully-connected bias), run-time tensors quantized per channel, and
 integer tensors without scale and zero point.
 """
 
@@ -53,7 +53,7 @@ from hwsim.graph.ir import Graph, Node, Tensor
 from hwsim.graph.layout import TO_NCHW, TO_NHWC, order_preserved
 from hwsim.graph.passes import q_domain
 
-__all__ = ["save_model", "to_onnx"]
+__all__ = ["save_model", "to_onnx", "EXPORTED_OPS"]
 
 _NCHW, _PLAIN = "nchw", "plain"
 _EIGHT_BIT = (np.dtype(np.uint8), np.dtype(np.int8))
@@ -62,6 +62,10 @@ _ACTIVATION_OPS = frozenset({"conv2d", "fully_connected", "add", "sub", "mul", "
 _WEIGHTED = frozenset({"conv2d", "fully_connected"})
 _ELEMENTWISE = {"add": "Add", "sub": "Sub", "mul": "Mul"}
 _UNARY = {"logistic": "Sigmoid", "tanh": "Tanh", "hard_swish": "HardSwish", "relu": "Relu"}
+#: IR ops with a QDQ spelling (anything else, e.g. dynamic quantization's ops, is refused up front)
+EXPORTED_OPS = frozenset({"quantize", "dequantize", "requantize", "transpose", "conv2d", "fully_connected", "matmul",
+                          "mean", "avg_pool2d", "max_pool2d", "reshape", "concat", "pad", "softmax", "leaky_relu",
+                          "clip"}) | frozenset(_ELEMENTWISE) | frozenset(_UNARY)
 
 
 def save_model(graph: Graph, path: str | os.PathLike, *, overwrite: bool = False) -> pathlib.Path:
@@ -119,11 +123,7 @@ def to_onnx(graph: Graph):
 # ------------------------------------------------------------------------------------------------
 
 def _where(graph: Graph) -> str:
-    return f"{graph.path}: " if graph.path else ""
-
-
-def _bias_names(graph: Graph) -> set:
-    return {n.inputs[2] for n in graph.nodes if n.op in _WEIGHTED and len(n.inputs) > 2 and n.inputs[2]}
+    return f"graph of {graph.path}: " if graph.path else ""
 
 
 def _check_exportable(graph: Graph) -> None:
@@ -131,7 +131,12 @@ def _check_exportable(graph: Graph) -> None:
     if not any(t.quant is not None for t in graph.tensors.values()):
         raise ValueError(f"{where}the graph is float (kind {graph.kind or 'float'!r}): there is nothing to export as "
                          "QDQ ONNX; quantize it first (hwsim.quantize, or minmax_quantize)")
-    biases = _bias_names(graph)
+    for node in graph.nodes:
+        if node.op not in EXPORTED_OPS:
+            hint = (" (dynamic quantization: onnxruntime runs it as DynamicQuantizeLinear + MatMulInteger, a "
+                    "QOperator graph, not QDQ)") if node.op in ("dynamic_quantize", "cast") else ""
+            raise ValueError(f"{where}node {node.name!r}: IR op {node.op!r} has no QDQ ONNX form{hint}; "
+                             f"exported ops: {', '.join(sorted(EXPORTED_OPS))}")
     for t in graph.tensors.values():
         if getattr(t, "lookup", None) is not None:
             raise ValueError(f"{where}tensor {t.name!r} holds non-uniform (codebook / lookup) weights: ONNX "
@@ -149,9 +154,10 @@ def _check_exportable(graph: Graph) -> None:
                              "DequantizeLinear (one axis of the OIHW weight) cannot express, and onnxruntime runs a "
                              "blocked DequantizeLinear -> Conv / Gemm in float; use per-channel or per-tensor weights")
         if dtype == np.int32:
-            if not (t.is_constant and t.name in biases):
+            # DequantizeLinear reads int32 (a bias), but no QuantizeLinear produces it
+            if not t.is_constant:
                 raise ValueError(f"{where}tensor {t.name!r} is int32: QDQ ONNX holds 8-bit and 16-bit integer "
-                                 "tensors; int32 is allowed only for a conv / fully-connected bias")
+                                 "tensors; int32 only as a constant (a conv / fully-connected bias)")
         elif dtype not in _EIGHT_BIT and dtype not in _SIXTEEN_BIT:
             hint = " (a 16x8 TFLite model's int64 bias: ONNX DequantizeLinear takes no int64)" \
                 if dtype == np.int64 else ""
@@ -184,7 +190,7 @@ def _write(data: bytes, path: pathlib.Path, overwrite: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)                 # mkstemp makes 0600; a model file is for others to read too
         os.replace(tmp, path)
     except OSError as exc:
         try:

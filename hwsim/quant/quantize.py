@@ -320,8 +320,10 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
         Node name -> {"bits": "W4A8", "granularity": "per-channel"} for single layers
         (weights only: the activation width is the graph's).
     dynamic : bool
-        Dynamic quantization (activation ranges at run time) of the fully-connected /
-        matmul layers, as onnxruntime's ``quantize_dynamic``.
+        Dynamic quantization (activation ranges at run time) of the conv / fully-connected /
+        matmul layers, as onnxruntime's ``quantize_dynamic``
+        (:func:`hwsim.quant.dynamic.dynamic_quantize_graph`; weights per tensor unless
+        ``granularity="per-channel"``; no calibration data, no passes).
     progress : bool
         A rich progress bar on stderr for calibration and the PTQ passes.
     input_ranges : dict, optional
@@ -370,7 +372,8 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
         if passes or calibration is not None:
             raise ValueError("dynamic: dynamic quantization computes activation ranges at run time; it takes no "
                              "calibration data and no ptq passes")
-        return dynamic_quantize_graph(graph, profile, per_channel=(granularity or "per-channel") == "per-channel")
+        # per tensor unless asked, as onnxruntime's quantize_dynamic (per_channel=False by default)
+        return dynamic_quantize_graph(graph, profile, per_channel=granularity == "per-channel")
 
     from hwsim.quant.calibration import CalibrationSet
 

@@ -202,3 +202,13 @@ def test_zero_shot_needs_batchnorm_statistics():
     g = Graph(t, [Node("fully_connected", ["x", "w"], ["y"], {}, name="fc")], ["x"], ["y"], kind="float")
     with pytest.raises(ValueError, match="batch-norm statistics, but this graph has none"):
         hwsim.quantize(g, "onnxruntime-x86", input_ranges={"x": (0, 1)})
+
+
+def test_dynamic_quantization_runs_and_takes_no_calibration(digits):
+    g, cal, x, ref = digits
+    q = hwsim.quantize(g, "onnxruntime-x86", dynamic=True)
+    assert q.kind == "dynamic" and any(n.op == "dynamic_quantize" for n in q.nodes)
+    y = hwsim.simulate(q, "onnxruntime-x86", {"image": x}).outputs["logits"]
+    assert _sqnr(y, ref) > 20
+    with pytest.raises(ValueError, match="takes no calibration data"):
+        hwsim.quantize(g, "onnxruntime-x86", cal, dynamic=True)

@@ -148,9 +148,10 @@ def _layer_formats(graph: Graph, profile, a_bits: int, w_bits, granularity, over
     from hwsim.quant.rewrite import WEIGHTED, weight_op_key
 
     weighted = {n.name: n for n in graph.nodes if n.op in WEIGHTED}
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides: expected a dict node name -> {{'bits': ..., 'granularity': ...}}, got "
+                         f"{type(overrides).__name__}")
     overrides = dict(overrides or {})
-    if not isinstance(overrides, dict):
-        raise ValueError("overrides: expected a dict node name -> {'bits': ..., 'granularity': ...}")
     all_names = [n.name for n in graph.nodes]
     for name, spec in overrides.items():
         if name not in weighted:

@@ -23,8 +23,8 @@ below c (s_i >= max_i / c, cumulated over sweeps), both with a safety factor
 (:data:`RELU6_MARGIN`: "reaches" means max_i * margin >= c).  The equalized
 graph computes the same function as the original wherever the pre-activations
 stay inside margin x the ranges seen on the calibration data -- exact on the
-calibration data itself, approximate elsewhere (the float model changes: measure it).  Without calibration data,
-clipped pairs are not equalized.  The batch-norm statistics recorded on a
+calibration data itself, approximate elsewhere (the float model changes:
+measure it).  Without calibration data, clipped pairs are not equalized.  The batch-norm statistics recorded on a
 scaled layer (``attrs["batchnorm"]``) are scaled with it.
 """
 

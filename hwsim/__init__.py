@@ -8,6 +8,9 @@ Public API (see README.md):
 * :func:`save_model` -- a quantized graph as a QDQ ONNX model that onnxruntime runs.
 * :func:`simulate` -- run a quantized graph bit for bit as a target computes it;
   :func:`float_reference` -- the same graph in float32.
+* :func:`quantize` -- post-training quantization of a float graph for a target.
+* :func:`compare` -- per-layer and per-output error, overflow and headroom against the float
+  model, for one or several targets (rich tables, JSON, HTML).
 * :mod:`hwsim.kernels` -- :func:`~hwsim.kernels.gemm` and :func:`~hwsim.kernels.conv2d`:
   emulate one quantized layer from integer arrays; :func:`layer_specs` derives their
   accumulator and requantisation specs from a target and the layer's scales.
@@ -25,6 +28,7 @@ from hwsim.graph.onnx_export import save_model
 from hwsim.layer_specs import LayerSpecs, SplitRequant, layer_specs
 from hwsim.numerics.requant_params import RequantParams
 from hwsim.report import compare
+from hwsim.quant.quantize import quantize
 from hwsim.targets import TargetError, TargetProfile, list_targets, load_target
 from hwsim.sim import SimResult, SimulationError, float_reference, simulate
 from hwsim.types import AccumSpec, IntFormat, Overflow, RequantScheme, Rounding, ZeroPointPlacement
@@ -44,6 +48,7 @@ __all__ = [
     "SimulationError",
     "float_reference",
     "compare",
+    "quantize",
     "TargetProfile",
     "TargetError",
     "layer_specs",

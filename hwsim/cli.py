@@ -18,19 +18,15 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hwsim import cli_format, cli_run, cli_targets
+    from hwsim import (cli_demo, cli_diff, cli_fixtures, cli_format, cli_quantize, cli_report, cli_run,
+                       cli_targets)
 
     parser = argparse.ArgumentParser(prog="hwsim", description="Bit-accurate quantized inference on target profiles.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    cli_format.register(sub)
-    cli_targets.register(sub)
-    cli_run.register(sub)
-    __import__("hwsim.cli_diff").cli_diff.register(sub)   # hwsim diff
-    __import__("hwsim.cli_fixtures").cli_fixtures.register(sub)   # hwsim fixtures
-    __import__("hwsim.cli_report").cli_report.register(sub)   # hwsim report
-    __import__("hwsim.cli_demo").cli_demo.register(sub)   # hwsim demo
+    for command in (cli_demo, cli_run, cli_quantize, cli_report, cli_diff, cli_fixtures, cli_targets, cli_format):
+        command.register(sub)
     return parser
 
 

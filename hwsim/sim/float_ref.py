@@ -18,7 +18,7 @@ import numpy as np
 
 from hwsim.graph.ir import Graph
 
-__all__ = ["FLOAT_OPS", "float_reference", "conv2d_f32", "dequantize_constant"]
+__all__ = ["FLOAT_OPS", "float_reference", "conv2d_f32", "im2col", "dequantize_constant"]
 
 _F32 = np.float32
 
@@ -30,21 +30,29 @@ def _clamp(y: np.ndarray, activation) -> np.ndarray:
     return np.clip(y, _F32(lo), _F32(hi)).astype(_F32)
 
 
-def conv2d_f32(x, w, bias, stride, dilation, padding, groups) -> np.ndarray:
-    """NHWC float convolution via im2col and np.matmul (weights [O, KH, KW, C/groups])."""
+def im2col(x, kernel, stride, dilation, padding) -> np.ndarray:
+    """NHWC ``x`` as patches [N, OH, OW, KH, KW, C] (zero padding), the rows a convolution multiplies."""
     n, h, wd, c = x.shape
-    o, kh, kw, cg = w.shape
+    kh, kw = kernel
     sh, sw = stride
     dh, dw = dilation
     top, left, bottom, right = padding
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + left + right - dw * (kw - 1) - 1) // sw + 1
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=_F32)
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for ky in range(kh):
         for kx in range(kw):
             y0, x0 = ky * dh, kx * dw
             cols[:, :, :, ky, kx, :] = xp[:, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw, :]
+    return cols
+
+
+def conv2d_f32(x, w, bias, stride, dilation, padding, groups) -> np.ndarray:
+    """NHWC float convolution via im2col and np.matmul (weights [O, KH, KW, C/groups])."""
+    o, kh, kw, cg = w.shape
+    cols = im2col(np.asarray(x, dtype=_F32), (kh, kw), stride, dilation, padding)
+    n, oh, ow = cols.shape[:3]
     og = o // groups
     out = np.empty((n, oh, ow, o), dtype=_F32)
     for g in range(groups):

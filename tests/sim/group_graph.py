@@ -26,7 +26,8 @@ def regroup(q: Graph, fmt: QuantFormat, group_size: int) -> Graph:
         wf = src.tensors[f_node.inputs[1]].data
         codes, qp, _ = to_ir_weights(wf, weight_params(wf, fmt, f"per-group:{group_size}"), name=w_name)
         tensors[w_name] = Tensor(w_name, codes.shape, codes.dtype, qp, codes)
-        if len(node.inputs) > 2 and node.inputs[2]:
+        # (a graph quantized for a per-group target already has the float32 bias: nothing to do)
+        if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2].endswith("__q"):
             b_name = node.inputs[2]
             bf = np.asarray(src.tensors[f_node.inputs[2]].data, np.float32)
             tensors[b_name] = Tensor(b_name, bf.shape, np.dtype(np.float32), None, bf)

@@ -372,6 +372,7 @@ def render_html(report) -> str:
     targets = ", ".join(escape(t) for t in report.targets)
     body = [_summary_tables(report), _sqnr_section(report), _histogram_section(report),
             _overflow_section(report), _channel_section(report), _detail_section(report)]
+    body += [f"<section><h2>{escape(title)}</h2>{fragment}</section>" for title, fragment in report.sections]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>hwsim report: {model}</title><style>{_CSS}</style></head><body>"

@@ -224,6 +224,8 @@ class Report:
     n_samples: int
     targets: dict[str, TargetResult]
     float_scores: dict = field(default_factory=dict)   # output -> {"accuracy", "top5_accuracy"}
+    #: extra (heading, HTML fragment) pairs that ``to_html`` appends, e.g. the demo's accumulator sweep
+    sections: list = field(default_factory=list)
 
     def layer_names(self) -> list[tuple[str, str]]:
         """(name, op) of every layer in graph order, over all targets (graphs may differ per target)."""

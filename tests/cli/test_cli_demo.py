@@ -63,18 +63,39 @@ def test_demo_report_numbers(demo_run):
     assert sqnr["npu-acc16"] < sqnr["npu-acc24"]
 
 
+def test_demo_accumulator_sweep(demo_run):
+    d, proc = demo_run
+    sweep = json.loads((d / "demo.json").read_text())["accumulator_sweep"]
+    assert sweep["base"] == "npu-acc16"
+    rows = {r["accumulator_bits"]: r for r in sweep["rows"]}
+    assert sorted(rows) == [12, 13, 14, 15, 16, 18, 20, 24]
+    events = [rows[b]["mac_events"] for b in sorted(rows)]
+    assert events == sorted(events, reverse=True)        # a wider saturating accumulator never saturates more
+    assert events[-1] == 0 and rows[16]["mac_events"] > 0
+    # the sweep's 16-bit row is npu-acc16 itself, its 24-bit row behaves as npu-acc24 (same operands otherwise)
+    rep = json.loads((d / "demo.json").read_text())
+    by_name = {t["name"]: t["outputs"][0] for t in rep["targets"]}
+    assert rows[16]["sqnr_db"] == by_name["npu-acc16"]["metrics"]["sqnr_db"]
+    assert rows[24]["accuracy"] == by_name["npu-acc24"]["accuracy"]
+    # the cliff: a 12-bit accumulator loses the model, 18 bits lose nothing to overflow
+    assert rows[12]["accuracy"] < rep["float"]["logits"]["accuracy"] - 0.1
+    assert rows[18]["sqnr_db"] > rows[14]["sqnr_db"] + 20
+    html = (d / "hwsim-demo.html").read_text(encoding="utf-8")
+    assert "Accumulator width sweep" in html
+
+
 def test_demo_keeps_an_existing_user_file(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     user = tmp_path / "hwsim-demo.html"
     user.write_text("my notes\n")
-    assert main(["demo", "-q", "-t", "tflm"]) == 2
+    assert main(["demo", "-q", "--no-sweep", "-t", "tflm"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert user.read_text() == "my notes\n"
     # the demo's own earlier report is replaced without asking
     user.unlink()
-    assert main(["demo", "-q", "-t", "tflm"]) == 0
+    assert main(["demo", "-q", "--no-sweep", "-t", "tflm"]) == 0
     first = user.read_text()
-    assert main(["demo", "-q", "-t", "tflm"]) == 0
+    assert main(["demo", "-q", "--no-sweep", "-t", "tflm"]) == 0
     assert user.read_text() == first          # same model, same data: the same page, bit for bit
 
 
@@ -85,7 +106,7 @@ def test_demo_keeps_an_existing_user_file(tmp_path, capsys, monkeypatch):
 ])
 def test_demo_bad_input_exits_2(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "-q", *args]) == 2
+    assert main(["demo", "-q", "--no-sweep", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "hwsim-demo.html").exists()
 
@@ -93,7 +114,7 @@ def test_demo_bad_input_exits_2(tmp_path, capsys, monkeypatch, args, message):
 def test_demo_json_needs_force(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "r.json").write_text("{}")
-    assert main(["demo", "-q", "-t", "tflm", "--json", "r.json"]) == 2
+    assert main(["demo", "-q", "--no-sweep", "-t", "tflm", "--json", "r.json"]) == 2
     assert (tmp_path / "r.json").read_text() == "{}"
-    assert main(["demo", "-q", "-t", "tflm", "--json", "r.json", "--force"]) == 0
+    assert main(["demo", "-q", "--no-sweep", "-t", "tflm", "--json", "r.json", "--force"]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "hwsim.report/1"

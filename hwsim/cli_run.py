@@ -4,7 +4,7 @@ Runs a model on a target profile with :func:`hwsim.simulate` and writes the
 outputs to an npz keyed by the model's output names.  Inputs: an npz keyed by
 the model's input names (batch first, model layout); a single-input model also
 takes an npz holding exactly one array under any key.  A float model is first
-quantized with the MinMax path (:mod:`hwsim.sim.minmax_quantize`) on
+quantized for the target with :func:`hwsim.quantize` (the profile's defaults) on
 ``--calib``.  Exit status 2 (with a message naming the file, tensor, expected
 shape and dtype) on bad input; an existing ``-o`` file is kept unless ``--force``.
 """
@@ -75,7 +75,6 @@ def _run(args) -> int:
     import hwsim
     from hwsim.graph.errors import ModelError
     from hwsim.sim import SimulationError
-    from hwsim.sim.minmax_quantize import minmax_quantize
     from hwsim.targets import TargetError
 
     out_path = pathlib.Path(args.output)
@@ -97,7 +96,7 @@ def _run(args) -> int:
             if not args.calib:
                 raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for {target.name}")
             calib = _match_inputs(graph, _read_npz(args.calib, "calibration"), args.calib)
-            graph = minmax_quantize(graph, target, calib)
+            graph = hwsim.quantize(graph, target, calib)
         result = hwsim.simulate(graph, target, inputs, n_threads=args.threads)
     except (SimulationError, ValueError) as exc:
         if isinstance(exc, UsageError):

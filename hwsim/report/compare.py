@@ -81,25 +81,10 @@ def _check_labels(graph: Graph, labels, n: int) -> dict:
     return out
 
 
-def _calibration_dict(calibration) -> dict:
-    """The MinMax quantizer takes one dict; an iterable of batches is concatenated."""
-    if isinstance(calibration, dict):
-        return calibration
-    batches = list(calibration)
-    if not batches or not all(isinstance(b, dict) for b in batches):
-        raise ValueError("calibration: expected a dict name -> array or a non-empty iterable of such dicts")
-    return {k: np.concatenate([np.asarray(b[k]) for b in batches], axis=0) for k in batches[0]}
-
-
 def _quantize(graph: Graph, profile, calibration) -> Graph:
-    import hwsim
+    from hwsim.quant.quantize import quantize
 
-    quantize = getattr(hwsim, "quantize", None)
-    if quantize is not None:
-        return quantize(graph, profile, calibration)
-    from hwsim.sim.minmax_quantize import minmax_quantize
-
-    return minmax_quantize(graph, profile, _calibration_dict(calibration))
+    return quantize(graph, profile, calibration)
 
 
 def _real(q: np.ndarray, quant) -> np.ndarray:

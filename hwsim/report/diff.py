@@ -282,24 +282,9 @@ def diff_targets(graph, target_a, target_b, inputs: dict, *, calibration=None, n
 
 
 def _quantize(graph: Graph, profile: TargetProfile, calibration) -> Graph:
-    try:
-        from hwsim import quantize          # the PTQ front-end, where it exists
-    except ImportError:
-        quantize = None
-    if quantize is not None:
-        return quantize(graph, profile, calibration)
-    from hwsim.sim.minmax_quantize import minmax_quantize
+    from hwsim.quant.quantize import quantize
 
-    if not isinstance(calibration, dict):
-        calibration = _concat_batches(calibration)
-    return minmax_quantize(graph, profile, calibration)
-
-
-def _concat_batches(batches) -> dict:
-    batches = list(batches)
-    if not batches or not all(isinstance(b, dict) for b in batches):
-        raise ValueError("calibration: expected a dict name -> array, or an iterable of such dicts")
-    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
+    return quantize(graph, profile, calibration)
 
 
 class _progress:

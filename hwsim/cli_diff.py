@@ -34,34 +34,19 @@ def register(sub) -> None:
 
 def _load(args):
     """(graph for A, graph for B, profile A, profile B, inputs, calibration) from the command line."""
-    import hwsim
-    from hwsim.cli_run import _match_inputs, _qdq_fusion, _read_npz
-    from hwsim.graph.errors import ModelError
-    from hwsim.targets import TargetError
+    from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
 
     if len(args.target) != 2:
         raise UsageError(f"-t/--target: give exactly two targets (-t A -t B), got {len(args.target)}")
-    profiles = []
-    for name in args.target:
-        try:
-            profiles.append(hwsim.load_target(name))
-        except TargetError as exc:
-            raise UsageError(str(exc)) from None
+    profiles = load_targets(args.target)
     graphs = {}
     for profile in profiles:
-        fusion = _qdq_fusion(profile)
+        fusion = qdq_fusion(profile)
         if fusion not in graphs:
-            try:
-                graphs[fusion] = hwsim.load_model(args.model, qdq_fusion=fusion)
-            except ModelError as exc:
-                raise UsageError(str(exc)) from None
-    ga, gb = (graphs[_qdq_fusion(p)] for p in profiles)
-    inputs = _match_inputs(ga, _read_npz(args.inputs, "input"), args.inputs)
-    calib = None
-    if ga.kind == "float":
-        if not args.calib:
-            raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for each target")
-        calib = _match_inputs(ga, _read_npz(args.calib, "calibration"), args.calib)
+            graphs[fusion] = load_model(args.model, fusion)
+    ga, gb = (graphs[qdq_fusion(p)] for p in profiles)
+    inputs = match_inputs(ga, read_npz(args.inputs, "input"), args.inputs)
+    calib = read_calibration(ga, args.calib, args.model, "for each target")
     return ga, gb, profiles[0], profiles[1], inputs, calib
 
 

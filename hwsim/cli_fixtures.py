@@ -63,36 +63,21 @@ def _fail(exc) -> int:
 def _record(args) -> int:
     import pathlib
 
-    import hwsim
-    from hwsim.cli_run import _match_inputs, _qdq_fusion, _read_npz
+    from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
     from hwsim.fixtures import FixtureError, record
     from hwsim.fixtures.record import _check_destination
-    from hwsim.graph.errors import ModelError
     from hwsim.sim import SimulationError
-    from hwsim.targets import TargetError
 
     out = pathlib.Path(args.output)
     try:
         _check_destination(out, args.force)          # before any work: nothing is touched on refusal
     except FixtureError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        target = hwsim.load_target(args.target)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    fusion = _qdq_fusion(target)
-    try:
-        graph = hwsim.load_model(args.model, qdq_fusion=fusion)
-    except ModelError as exc:
-        raise UsageError(str(exc)) from None
-    inputs = _match_inputs(graph, _read_npz(args.inputs, "input"), args.inputs)
-    calib = None
-    if graph.kind == "float":
-        if not args.calib:
-            raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for {target.name}")
-        calib = _match_inputs(graph, _read_npz(args.calib, "calibration"), args.calib)
-    elif args.calib:
-        raise UsageError(f"--calib: {args.model} is already quantized ({graph.kind}); --calib is for a float model")
+    (target,) = load_targets([args.target])
+    fusion = qdq_fusion(target)
+    graph = load_model(args.model, fusion)
+    inputs = match_inputs(graph, read_npz(args.inputs, "input"), args.inputs)
+    calib = read_calibration(graph, args.calib, args.model, f"for {target.name}")
     try:
         manifest = record(graph, target, inputs, out, model_path=args.model, overwrite=args.force,
                           calibration=calib, qdq_fusion=fusion, progress=not args.quiet)

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from hwsim.cli import UsageError
+from hwsim.cli_io import load_model, load_targets, read_calibration
 
 
 def register(sub) -> None:
@@ -36,15 +37,6 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=_quantize)
-
-
-def _calibration(graph, path: str) -> dict:
-    """The calibration npz matched to the model's inputs; non-numeric extras (e.g. image names) are ignored."""
-    from hwsim.cli_run import _match_inputs, _read_npz
-
-    arrays = _read_npz(path, "calibration")
-    arrays = {k: v for k, v in arrays.items() if k in graph.inputs or v.dtype.kind in "fiub"}
-    return _match_inputs(graph, arrays, path)
 
 
 def _sqnr_on(graph, q, target, calib: dict) -> dict:
@@ -67,23 +59,15 @@ def _sqnr_on(graph, q, target, calib: dict) -> dict:
 
 def _quantize(args) -> int:
     import hwsim
-    from hwsim.graph.errors import ModelError
-    from hwsim.targets import TargetError
 
     out_path = pathlib.Path(args.output)
     if out_path.exists() and not args.force:
         raise UsageError(f"{out_path}: already exists; use --force to overwrite it")
-    try:
-        target = hwsim.load_target(args.target)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        graph = hwsim.load_model(args.model)
-    except ModelError as exc:
-        raise UsageError(str(exc)) from None
+    (target,) = load_targets([args.target])
+    graph = load_model(args.model)
     if graph.kind != "float":
         raise UsageError(f"{args.model}: already a quantized model ({graph.kind}); hwsim quantize takes a float model")
-    calib = _calibration(graph, args.calib)
+    calib = read_calibration(graph, args.calib, args.model, f"for {target.name}")
     try:
         q = hwsim.quantize(graph, target, calib, method=args.method, granularity=args.granularity, bits=args.bits,
                            ptq=args.ptq, progress=not args.quiet)

@@ -16,7 +16,7 @@ import pathlib
 import tempfile
 
 from hwsim.cli import UsageError
-from hwsim.cli_run import _match_inputs, _qdq_fusion, _read_npz
+from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
 
 
 def register(sub) -> None:
@@ -65,7 +65,7 @@ def _check_output(path_text: str | None, flag: str, force: bool) -> pathlib.Path
 def _labels(graph, path: str | None) -> dict | None:
     if path is None:
         return None
-    arrays = _read_npz(path, "labels")
+    arrays = read_npz(path, "labels")
     outputs = list(graph.outputs)
     if len(outputs) == 1 and outputs[0] not in arrays and len(arrays) == 1:
         return {outputs[0]: next(iter(arrays.values()))}
@@ -77,15 +77,7 @@ def _labels(graph, path: str | None) -> dict | None:
 
 
 def _load_targets(names: list[str]) -> list:
-    import hwsim
-    from hwsim.targets import TargetError
-
-    profiles = []
-    for name in names:
-        try:
-            profiles.append(hwsim.load_target(name))
-        except TargetError as exc:
-            raise UsageError(str(exc)) from None
+    profiles = load_targets(names)
     seen = set()
     for p in profiles:
         if p.name in seen:
@@ -108,7 +100,6 @@ def _merge(reports: list, order: list[str]):
 
 def _report(args) -> int:
     import hwsim
-    from hwsim.graph.errors import ModelError
 
     json_path = _check_output(args.json, "--json", args.force)
     html_path = _check_output(args.html, "--html", args.force)
@@ -121,25 +112,16 @@ def _report(args) -> int:
     # a QDQ model is fused the way each target's engine fuses it (see hwsim run); one graph per fusion mode
     by_fusion: dict = {}
     for p in profiles:
-        by_fusion.setdefault(_qdq_fusion(p), []).append(p)
+        by_fusion.setdefault(qdq_fusion(p), []).append(p)
     graphs = {}
     for fusion in by_fusion:
-        try:
-            graphs[fusion] = hwsim.load_model(args.model, qdq_fusion=fusion)
-        except ModelError as exc:
-            raise UsageError(str(exc)) from None
+        graphs[fusion] = load_model(args.model, fusion)
         if graphs[fusion].kind == "float":   # fusion does not matter for a float model: one graph for all
             by_fusion = {fusion: profiles}
             break
     first = graphs[next(iter(by_fusion))]
-    inputs = _match_inputs(first, _read_npz(args.inputs, "input"), args.inputs)
-    calib = None
-    if first.kind == "float":
-        if not args.calib:
-            raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for each target")
-        calib = _match_inputs(first, _read_npz(args.calib, "calibration"), args.calib)
-    elif args.calib:
-        raise UsageError(f"{args.model}: already quantized ({first.kind}); --calib is only for float models")
+    inputs = match_inputs(first, read_npz(args.inputs, "input"), args.inputs)
+    calib = read_calibration(first, args.calib, args.model, "for each target")
     labels = _labels(first, args.labels)
 
     reports = []

@@ -11,14 +11,13 @@ shape and dtype) on bad input; an existing ``-o`` file is kept unless ``--force`
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
-import zipfile
 
 import numpy as np
 
 from hwsim.cli import UsageError
+from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
 
 
 def register(sub) -> None:
@@ -34,68 +33,21 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
 
 
-def _read_npz(path: str, what: str) -> dict:
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such {what} file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
-
-
-def _match_inputs(graph, arrays: dict, path: str) -> dict:
-    """Map npz arrays to model inputs: by name; one unnamed array for a single-input model."""
-    names = list(graph.inputs)
-    if len(names) == 1 and names[0] not in arrays and len(arrays) == 1:
-        return {names[0]: next(iter(arrays.values()))}
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        from hwsim.sim.executor import _describe, _model_shape
-
-        t = graph.tensor(missing[0])
-        expected = _describe(_model_shape(graph, t.shape), t.dtype)
-        raise UsageError(f"{path}: no array named {missing[0]!r}; expected {expected} (the model's inputs: "
-                         f"{', '.join(names)}; the file holds: {', '.join(arrays) or 'nothing'})")
-    extra = sorted(set(arrays) - set(names))
-    if extra:
-        raise UsageError(f"{path}: array {extra[0]!r} is not a model input (the model's inputs: {', '.join(names)})")
-    return {n: arrays[n] for n in names}
-
-
-def _qdq_fusion(target) -> str:
-    """How the engine fuses a QDQ model: onnxruntime on x86 rewrites s8 activations to u8 and keeps
-    int8 groups around shared tensors in float (SEMANTICS.md 10.1); every other target fuses every
-    DQ -> op -> Q group into integer, as onnxruntime does on aarch64."""
-    names = [target.name] + [pathlib.Path(b).stem for b in target.bases]
-    return "onnxruntime-x86" if "onnxruntime-x86" in names else "onnxruntime-arm64"
-
-
 def _run(args) -> int:
     import hwsim
-    from hwsim.graph.errors import ModelError
     from hwsim.sim import SimulationError
-    from hwsim.targets import TargetError
 
     out_path = pathlib.Path(args.output)
     if out_path.exists() and not args.force:
         raise UsageError(f"{out_path}: already exists; use --force to overwrite it")
     if args.threads < 1:
         raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
+    (target,) = load_targets([args.target])
+    graph = load_model(args.model, qdq_fusion(target))
+    inputs = match_inputs(graph, read_npz(args.inputs, "input"), args.inputs)
+    calib = read_calibration(graph, args.calib, args.model, f"for {target.name}")
     try:
-        target = hwsim.load_target(args.target)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        graph = hwsim.load_model(args.model, qdq_fusion=_qdq_fusion(target))
-    except ModelError as exc:
-        raise UsageError(str(exc)) from None
-    inputs = _match_inputs(graph, _read_npz(args.inputs, "input"), args.inputs)
-    try:
-        if graph.kind == "float":
-            if not args.calib:
-                raise UsageError(f"{args.model}: a float model; give --calib CAL.npz to quantize it for {target.name}")
-            calib = _match_inputs(graph, _read_npz(args.calib, "calibration"), args.calib)
+        if calib is not None:
             graph = hwsim.quantize(graph, target, calib)
         result = hwsim.simulate(graph, target, inputs, n_threads=args.threads)
     except (SimulationError, ValueError) as exc:

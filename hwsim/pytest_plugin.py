@@ -67,7 +67,7 @@ class GoldenVectors:
         hwsim.fixtures.CheckSummary, or the Manifest when recording.
         """
         import hwsim
-        from hwsim.cli_run import _qdq_fusion
+        from hwsim.cli_io import qdq_fusion
         from hwsim.fixtures import FixtureMismatch, check, read_manifest, record
         from hwsim.fixtures.record import quantize_for_fixtures
         from hwsim.graph.ir import Graph
@@ -78,7 +78,7 @@ class GoldenVectors:
         if isinstance(model, Graph):
             graph = model
         elif isinstance(model, (str, os.PathLike)):
-            fusion = _qdq_fusion(profile)
+            fusion = qdq_fusion(profile)
             graph = hwsim.load_model(model, qdq_fusion=fusion)
             model_path = model
         else:

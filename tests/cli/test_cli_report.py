@@ -145,4 +145,4 @@ def test_quantized_model_on_targets_that_fuse_differently(quantized_model, tmp_p
     assert all(t["graph_kind"] == "qoperator" for t in d["targets"])
     assert all(t["layers"] for t in d["targets"])
     assert main(["report", str(path), "-t", "tflm", "-i", str(x), "--calib", str(x)]) == 2
-    assert "already quantized (qoperator); --calib is only for float models" in capsys.readouterr().err
+    assert "is already quantized (qoperator); --calib is for a float model" in capsys.readouterr().err

@@ -194,10 +194,10 @@ def equalize(graph: Graph, calib=None, *, relu6: str = "keep", max_iter: int = 1
             w1, w2 = weights[p.first.inputs[1]], weights[p.second.inputs[1]]
             r1 = _out_ranges(w1)
             r2 = _in_ranges(w2, _is_depthwise(graph, p.second))
-            s = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1.0)), 1.0)
+            binds = (maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)) if p.clip is not None else np.zeros(len(r1), bool)
+            s = _pair_scales(r1, r2, binds)
             if p.clip is not None:
                 seen = maxima[p.tensor] / total[p.first.name]      # the channel maxima in today's scaling
-                binds = maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)
                 s = np.where(binds, 1.0, np.maximum(s, seen * margin / p.clip))
             _scale_pair(graph, p, s, weights, biases)
             total[p.first.name] = total[p.first.name] * s
@@ -205,6 +205,23 @@ def equalize(graph: Graph, calib=None, *, relu6: str = "keep", max_iter: int = 1
         if moved <= tol:
             break
     return _with_weights(graph, pairs, weights, biases, total)
+
+
+def _pair_scales(r1: np.ndarray, r2: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+    """Scales s (W1 rows / s, W2 columns * s) for ranges r1, r2; ``frozen`` channels keep s = 1.
+
+    With every channel free this is Nagel et al.'s s = sqrt(r1 / r2) (both ranges become
+    sqrt(r1 r2)).  Frozen channels pin the per-tensor maxima at F1 = max r1, F2 = max r2 over
+    them; the free channels are then placed at the same ratio, r1 / s : r2 * s = F1 : F2, so a
+    free channel never grows past a frozen one when the product r1 r2 allows (equal ranges
+    would push half of them above F1 or F2 and coarsen the whole tensor's scale for nothing:
+    the per-channel precision product (r1' / R1)(r2' / R2) of a free channel only depends on
+    R1 R2).
+    """
+    live = (r1 > 0) & (r2 > 0)
+    pinned = frozen & live
+    ratio = float(r1[pinned].max() / r2[pinned].max()) if pinned.any() else 1.0
+    return np.where(live & ~frozen, np.sqrt(r1 / (np.where(r2 > 0, r2, 1.0) * ratio)), 1.0)
 
 
 def _scale_pair(graph: Graph, p: Pair, s: np.ndarray, weights: dict, biases: dict) -> None:

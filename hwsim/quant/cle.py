@@ -24,8 +24,17 @@ below c (s_i >= max_i / c, cumulated over sweeps), both with a safety factor
 graph computes the same function as the original wherever the pre-activations
 stay inside margin x the ranges seen on the calibration data -- exact on the
 calibration data itself, approximate elsewhere (the float model changes:
-measure it).  Without calibration data, clipped pairs are not equalized.  The batch-norm statistics recorded on a
-scaled layer (``attrs["batchnorm"]``) are scaled with it.
+measure it).  Without calibration data, clipped pairs are not equalized.  The
+channels left alone pin each layer's per-tensor maximum; the free channels are
+placed at the frozen maxima's ratio (:func:`_pair_scales`) rather than at equal
+ranges, which could push them past the pinned maximum and coarsen the whole
+tensor.  The batch-norm statistics recorded on a scaled layer
+(``attrs["batchnorm"]``) are scaled with it.
+
+On EfficientNet-Lite0 (W8A8 per-tensor, onnxruntime-x86, benchmarks/quant_quality.py)
+this exact form gains almost nothing (7.16 -> 7.18 dB logits SQNR): 10-90% of a
+layer's channels reach the clip on the calibration crops, and those are the
+large-range channels that set the per-tensor scales.
 
 **ReLU6 -> ReLU (``relu6="relu"``, the pass ``cle_relu``).**  Nagel et al. (and
 Qualcomm AIMET) replace ReLU6 by ReLU before equalizing MobileNetV2, reporting

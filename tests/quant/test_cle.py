@@ -188,3 +188,15 @@ def test_quantize_cle_relu_pass_and_its_float_source():
     np.testing.assert_allclose(np.abs(w1).reshape(4, -1).max(axis=1), np.sqrt(r1 * r2), rtol=1e-5)
     with pytest.raises(ValueError, match="cle_relu"):
         hwsim.quantize(g, "onnxruntime-x86", {"x": x}, ptq="cle,cle_relu")
+
+
+def test_free_channels_are_placed_inside_the_frozen_maxima():
+    from hwsim.quant.cle import _pair_scales
+
+    # channel 0 frozen with (r1, r2) = (4, 1): the maxima ratio is 4.  Free channel 1, (1, 1): s = sqrt(1 / (1 * 4))
+    # = 0.5 -> (2, 0.5), inside (4, 1); equal ranges would give (1, 1) and set W2's maximum to 1 all the same, but a
+    # free channel (16, 1) at equal ranges (4, 4) would quadruple W2's maximum; at ratio 4: s = 2 -> (8, 2).
+    r1, r2 = np.array([4.0, 1.0, 16.0]), np.array([1.0, 1.0, 1.0])
+    np.testing.assert_allclose(_pair_scales(r1, r2, np.array([True, False, False])), [1.0, 0.5, 2.0])
+    # nothing frozen: Nagel et al.'s s = sqrt(r1 / r2); dead channels (a zero range) keep s = 1
+    np.testing.assert_allclose(_pair_scales(np.array([4.0, 0.0]), np.array([1.0, 3.0]), np.zeros(2, bool)), [2.0, 1.0])

@@ -245,7 +245,8 @@ def _bar23(hw: list) -> None:
         best = max(gains, key=gains.get)
         listed = ", ".join(f"{m} {c[len('W8A8 per-tensor + '):]} {g:+.2f}" for (m, c), g in gains.items())
         print(f"bar 2, per-tensor + CLE >= per-tensor + 5 dB (same method, vs the original float logits): gains "
-              f"{listed} dB; best {best[0]} {best[1]} {gains[best]:+.2f} dB -> {'MET' if gains[best] >= 5 else 'NOT MET'}")
+              f"{listed} dB; best {best[0]} {best[1]} {gains[best]:+.2f} dB -> "
+              f"{'MET' if gains[best] >= 5 else 'NOT MET'}")
     w4 = [r for r in hw if r["config"].startswith("W4A8 per-group:32")]
     if w4:
         best4 = max(w4, key=lambda r: r["top1"])

@@ -203,7 +203,9 @@ def equalize(graph: Graph, calib=None, *, relu6: str = "keep", max_iter: int = 1
             w1, w2 = weights[p.first.inputs[1]], weights[p.second.inputs[1]]
             r1 = _out_ranges(w1)
             r2 = _in_ranges(w2, _is_depthwise(graph, p.second))
-            binds = (maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)) if p.clip is not None else np.zeros(len(r1), bool)
+            binds = np.zeros(len(r1), bool)
+            if p.clip is not None:
+                binds = maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)
             s = _pair_scales(r1, r2, binds)
             if p.clip is not None:
                 seen = maxima[p.tensor] / total[p.first.name]      # the channel maxima in today's scaling

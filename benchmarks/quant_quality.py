@@ -18,7 +18,10 @@ with the float model on the evaluation crops: SQNR of the logits (dB, over all
 crops) and top-1 agreement with the float model.  onnxruntime's quantize_static
 (MinMax, QDQ, u8 activations, s8 weights, per-channel and per-tensor) on the same
 calibration crops, run by onnxruntime, is the peer.  Prints the table and whether
-each bar of issue 4 is met.
+each bar of issue 4 is met.  Every row, including "+ CLE (ReLU6->ReLU)" (whose
+quantized layers approximate a float model with ReLU in place of the equalized
+pairs' ReLU6), is measured against the ORIGINAL float model's logits; the
+script also prints how far that ReLU float model itself is from the original.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ CONFIGS = (
     ("W8A8 per-tensor", "onnxruntime-x86", dict(granularity="per-tensor")),
     ("W8A8 per-channel", "onnxruntime-x86", dict(granularity="per-channel")),
     ("W8A8 per-tensor + CLE", "onnxruntime-x86", dict(granularity="per-tensor", ptq="cle")),
+    ("W8A8 per-tensor + CLE (ReLU6->ReLU)", "onnxruntime-x86", dict(granularity="per-tensor", ptq="cle_relu")),
     ("W8A8 per-channel + bias corr.", "onnxruntime-x86", dict(granularity="per-channel", ptq="bias_correction")),
     ("W4A8 per-group:32", "cpu-w4a8-blocked", dict(bits="W4A8", granularity="per-group:32")),
     ("W4A8 per-group:32 + bias corr.", "cpu-w4a8-blocked",
@@ -151,6 +155,7 @@ def main(argv=None) -> int:
     print(f"EfficientNet-Lite0: calibration {len(calib)} crops ({CALIB}); evaluation {len(x_eval)} other crops "
           f"(scales {EVAL_SCALES}, centres {EVAL_CENTRES}, not mirrored) of astronaut, chelsea, coffee, rocket, "
           f"camera, china.jpg, flower.jpg", flush=True)
+    _relu_float_line(graph, x_eval, ref)
     results = []
     configs = (() if args.only_adaround else CONFIGS) + (ADAROUND_CONFIGS if args.adaround or args.only_adaround else ())
     for label, per_channel in (() if args.no_ort else (("onnxruntime quantize_static MinMax per-channel", True),
@@ -174,6 +179,17 @@ def main(argv=None) -> int:
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(dict(eval_crops=names, results=results), indent=1))
     return 0
+
+
+def _relu_float_line(graph, x_eval: np.ndarray, ref: np.ndarray) -> None:
+    """How far the float model of ``cle_relu`` (ReLU6 -> ReLU on the equalized pairs) is from the original."""
+    import hwsim
+    from hwsim.quant.cle import relu6_to_relu
+
+    relu = relu6_to_relu(graph)
+    y = np.concatenate([hwsim.float_reference(relu, {"input": x_eval[i:i + 1]})["logits"] for i in range(len(x_eval))])
+    print(f"float model with ReLU6 -> ReLU on the CLE pairs vs the original float model: logits SQNR "
+          f"{_sqnr(y, ref):.2f} dB, top-1 agreement {100 * _agreement(y, ref):.1f}%", flush=True)
 
 
 def _line(r: dict) -> str:
@@ -222,12 +238,14 @@ def _bar1(ort_pc: dict, per_channel: list) -> None:
 
 def _bar23(hw: list) -> None:
     by = {(r["method"], r["config"]): r for r in hw}
-    gains = {m: by[(m, "W8A8 per-tensor + CLE")]["sqnr"] - by[(m, "W8A8 per-tensor")]["sqnr"]
-             for m, c in by if c == "W8A8 per-tensor" and (m, "W8A8 per-tensor + CLE") in by}
+    cle_rows = [c[0] for c in CONFIGS if c[0].startswith("W8A8 per-tensor + CLE")]
+    gains = {(m, c): by[(m, c)]["sqnr"] - by[(m, "W8A8 per-tensor")]["sqnr"]
+             for c in cle_rows for m, c0 in by if c0 == "W8A8 per-tensor" and (m, c) in by}
     if gains:
         best = max(gains, key=gains.get)
-        print(f"bar 2, per-tensor + CLE >= per-tensor + 5 dB: gains by method "
-              f"{', '.join(f'{m} {g:+.2f}' for m, g in gains.items())} dB; best {best} {gains[best]:+.2f} dB -> "
+        listed = ", ".join(f"{m} {c[len('W8A8 per-tensor + '):]} {g:+.2f}" for (m, c), g in gains.items())
+        print(f"bar 2, per-tensor + CLE >= per-tensor + 5 dB (same method, vs the original float logits): gains "
+              f"{listed} dB; best {best[0]} {best[1]} {gains[best]:+.2f} dB -> "
               f"{'MET' if gains[best] >= 5 else 'NOT MET'}")
     w4 = [r for r in hw if r["config"].startswith("W4A8 per-group:32")]
     if w4:

@@ -24,8 +24,29 @@ below c (s_i >= max_i / c, cumulated over sweeps), both with a safety factor
 graph computes the same function as the original wherever the pre-activations
 stay inside margin x the ranges seen on the calibration data -- exact on the
 calibration data itself, approximate elsewhere (the float model changes:
-measure it).  Without calibration data, clipped pairs are not equalized.  The batch-norm statistics recorded on a
-scaled layer (``attrs["batchnorm"]``) are scaled with it.
+measure it).  Without calibration data, clipped pairs are not equalized.  The
+channels left alone pin each layer's per-tensor maximum; the free channels are
+placed at the frozen maxima's ratio (:func:`_pair_scales`) rather than at equal
+ranges, which could push them past the pinned maximum and coarsen the whole
+tensor.  The batch-norm statistics recorded on a scaled layer
+(``attrs["batchnorm"]``) are scaled with it.
+
+On EfficientNet-Lite0 (W8A8 per-tensor, onnxruntime-x86, benchmarks/quant_quality.py)
+this exact form gains almost nothing (7.16 -> 7.18 dB logits SQNR): 10-90% of a
+layer's channels reach the clip on the calibration crops, and those are the
+large-range channels that set the per-tensor scales.
+
+**ReLU6 -> ReLU (``relu6="relu"``, the pass ``cle_relu``).**  Nagel et al. (and
+Qualcomm AIMET) replace ReLU6 by ReLU before equalizing MobileNetV2, reporting
+no float-accuracy loss for that model; every pair then equalizes freely.  This
+*changes the float function* and is therefore an explicit option, never the
+default: :func:`relu6_to_relu` replaces the clip of every layer that is the
+first of a pair (only those; other ReLU6 layers keep their clip), and the
+result is the graph the quantized layers approximate.  Measured on
+EfficientNet-Lite0 (benchmarks/quant_quality.py evaluation crops), the float
+ReLU model's logits are -0.8 dB SQNR from the original ReLU6 model's (top-1
+agreement 26%): that network depends on its clips (up to 12% of a layer's
+values reach 6 on the calibration crops), so the replacement is not cheap there.
 """
 
 from __future__ import annotations
@@ -36,12 +57,15 @@ import numpy as np
 
 from hwsim.graph.ir import Graph, Node, Tensor
 
-__all__ = ["equalize", "equalization_pairs", "Pair", "RELU6_MARGIN"]
+__all__ = ["equalize", "equalization_pairs", "relu6_to_relu", "Pair", "RELU6_MARGIN", "RELU6_MODES"]
 
 #: ReLU6 pairs: channels are kept a factor 4 below the clip on the calibration data, because other
 #: inputs go further (EfficientNet-lite0, 8 calibration images: with factor 1 the equalized float model
 #: differs from the original by 16% of max|logit| on 4 other images, with factor 4 by 7%)
 RELU6_MARGIN = 4.0
+#: ``equalize(relu6=...)``: "keep" the clips (exact; clipped channels are limited by the data), or
+#: replace them by ReLU on the pairs' first layers ("relu"; changes the float function)
+RELU6_MODES = ("keep", "relu")
 
 
 class Pair:
@@ -93,6 +117,20 @@ def equalization_pairs(graph: Graph) -> list:
     return pairs
 
 
+def relu6_to_relu(graph: Graph) -> Graph:
+    """A copy of ``graph`` whose pairs' first layers have ReLU instead of a clip [0, c] (changes the function).
+
+    Only layers that are the first of an :func:`equalization_pairs` pair change; every other
+    layer, and every tensor, is shared with ``graph``.
+    """
+    clipped = {p.first.name for p in equalization_pairs(graph) if p.clip is not None}
+    nodes = [Node(n.op, list(n.inputs), list(n.outputs),
+                  {**n.attrs, "activation": (0.0, math.inf)} if n.name in clipped else dict(n.attrs),
+                  n.name, n.source_op) for n in graph.nodes]
+    return Graph(dict(graph.tensors), nodes, list(graph.inputs), list(graph.outputs), model_layout=graph.model_layout,
+                 source=graph.source, kind=graph.kind, path=graph.path, float_source=graph.float_source)
+
+
 def _channel_maxima(graph: Graph, pairs: list, calib) -> dict:
     """Per-channel maximum (over the calibration data) of every clipped pair's intermediate tensor."""
     from hwsim.quant.calibration import float_traces
@@ -118,8 +156,9 @@ def _in_ranges(w: np.ndarray, depthwise: bool) -> np.ndarray:
     return np.abs(w).reshape(-1, w.shape[-1]).max(axis=0)
 
 
-def equalize(graph: Graph, calib=None, *, max_iter: int = 100, tol: float = 1e-6, margin: float | None = None) -> Graph:
-    """A copy of float ``graph`` with cross-layer equalized weights (same function; module docstring).
+def equalize(graph: Graph, calib=None, *, relu6: str = "keep", max_iter: int = 100, tol: float = 1e-6,
+             margin: float | None = None) -> Graph:
+    """A copy of float ``graph`` with cross-layer equalized weights (module docstring).
 
     Parameters
     ----------
@@ -127,6 +166,11 @@ def equalize(graph: Graph, calib=None, *, max_iter: int = 100, tol: float = 1e-6
         A float graph.
     calib : hwsim.quant.calibration.CalibrationSet, optional
         Calibration data; needed to equalize pairs with a ReLU6 (clip) between them.
+    relu6 : {"keep", "relu"}
+        "keep" (default): the function is unchanged; a clipped pair is equalized only where the
+        calibration data shows the clip does not bind.  "relu": first replace the clip of every
+        pair's first layer by ReLU (:func:`relu6_to_relu`; DFQ's recipe for MobileNetV2), which
+        changes the float function, then equalize every pair freely.
     max_iter : int
         Upper bound on the sweeps over all pairs.
     margin : float
@@ -136,6 +180,10 @@ def equalize(graph: Graph, calib=None, *, max_iter: int = 100, tol: float = 1e-6
     tol : float
         Stop when no scale of a sweep differs from 1 by more than ``tol`` (relative).
     """
+    if relu6 not in RELU6_MODES:
+        raise ValueError(f"relu6: expected one of {', '.join(RELU6_MODES)}, got {relu6!r}")
+    if relu6 == "relu":
+        graph = relu6_to_relu(graph)
     margin = RELU6_MARGIN if margin is None else float(margin)
     pairs = equalization_pairs(graph)
     maxima = _channel_maxima(graph, pairs, calib)
@@ -155,10 +203,12 @@ def equalize(graph: Graph, calib=None, *, max_iter: int = 100, tol: float = 1e-6
             w1, w2 = weights[p.first.inputs[1]], weights[p.second.inputs[1]]
             r1 = _out_ranges(w1)
             r2 = _in_ranges(w2, _is_depthwise(graph, p.second))
-            s = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1.0)), 1.0)
+            binds = np.zeros(len(r1), bool)
+            if p.clip is not None:
+                binds = maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)
+            s = _pair_scales(r1, r2, binds)
             if p.clip is not None:
                 seen = maxima[p.tensor] / total[p.first.name]      # the channel maxima in today's scaling
-                binds = maxima[p.tensor] * margin >= p.clip * (1 - 1e-6)
                 s = np.where(binds, 1.0, np.maximum(s, seen * margin / p.clip))
             _scale_pair(graph, p, s, weights, biases)
             total[p.first.name] = total[p.first.name] * s
@@ -166,6 +216,23 @@ def equalize(graph: Graph, calib=None, *, max_iter: int = 100, tol: float = 1e-6
         if moved <= tol:
             break
     return _with_weights(graph, pairs, weights, biases, total)
+
+
+def _pair_scales(r1: np.ndarray, r2: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+    """Scales s (W1 rows / s, W2 columns * s) for ranges r1, r2; ``frozen`` channels keep s = 1.
+
+    With every channel free this is Nagel et al.'s s = sqrt(r1 / r2) (both ranges become
+    sqrt(r1 r2)).  Frozen channels pin the per-tensor maxima at F1 = max r1, F2 = max r2 over
+    them; the free channels are then placed at the same ratio, r1 / s : r2 * s = F1 : F2, so a
+    free channel never grows past a frozen one when the product r1 r2 allows (equal ranges
+    would push half of them above F1 or F2 and coarsen the whole tensor's scale for nothing:
+    the per-channel precision product (r1' / R1)(r2' / R2) of a free channel only depends on
+    R1 R2).
+    """
+    live = (r1 > 0) & (r2 > 0)
+    pinned = frozen & live
+    ratio = float(r1[pinned].max() / r2[pinned].max()) if pinned.any() else 1.0
+    return np.where(live & ~frozen, np.sqrt(r1 / (np.where(r2 > 0, r2, 1.0) * ratio)), 1.0)
 
 
 def _scale_pair(graph: Graph, p: Pair, s: np.ndarray, weights: dict, biases: dict) -> None:

@@ -13,7 +13,9 @@ The pipeline, in order:
 2. **Cross-layer equalization** (``ptq=("cle",)``, :mod:`hwsim.quant.cle`) on a
    copy of the float graph.  The equalized float graph (same function) is the
    quantized graph's ``float_source``: its layer outputs are the ones the
-   quantized layers approximate.
+   quantized layers approximate.  ``ptq=("cle_relu",)`` first replaces the
+   ReLU6 of the equalized pairs by ReLU (Nagel et al.'s MobileNetV2 recipe): a
+   different float function, which is then the ``float_source``.
 3. **Activation ranges**: one observer (:mod:`hwsim.quant.observers`) per float
    activation, fed the float reference on every calibration chunk; without
    calibration data (``calibration=None``, zero-shot), the ranges come from the
@@ -40,7 +42,8 @@ from hwsim.quant.params import QuantFormat, params_from_range
 __all__ = ["quantize", "PTQ_PASSES", "ACTIVATION_METHODS", "parse_bits", "LayerFormat"]
 
 #: The PTQ passes, in the order they run whatever order they are given in.
-PTQ_PASSES = ("cle", "bias_correction", "adaround")
+#: ``cle_relu`` is ``cle`` after replacing the pairs' ReLU6 by ReLU (changes the float function).
+PTQ_PASSES = ("cle", "cle_relu", "bias_correction", "adaround")
 #: Activation calibration methods ``hwsim.quantize`` accepts (the target-profile / CLI names).
 ACTIVATION_METHODS = ("minmax", "moving_average", "percentile", "entropy", "entropy_mxnet", "mse", "aciq",
                       "histogram")
@@ -187,6 +190,8 @@ def _parse_passes(ptq) -> tuple:
     for p in names:
         if p not in PTQ_PASSES:
             raise ValueError(f"ptq: unknown pass {p!r}; expected any of: {', '.join(PTQ_PASSES)}")
+    if "cle" in names and "cle_relu" in names:
+        raise ValueError("ptq: 'cle' and 'cle_relu' are two forms of the same pass; give one")
     return tuple(p for p in PTQ_PASSES if p in names)
 
 
@@ -316,7 +321,8 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     bits : str, optional
         "W8A8", "W4A8", "W8A16", ...: weight then activation width (default: the target's).
     ptq : str or sequence of str
-        Passes among ``cle``, ``bias_correction``, ``adaround`` (run in that order).
+        Passes among ``cle`` (or ``cle_relu``: ReLU6 -> ReLU on the equalized pairs first, a
+        different float function), ``bias_correction``, ``adaround`` (run in that order).
     overrides : dict, optional
         Node name -> {"bits": "W4A8", "granularity": "per-channel"} for single layers
         (weights only: the activation width is the graph's).
@@ -339,7 +345,7 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     -------
     Graph
         The quantized graph (``kind`` "ptq"; ``float_source`` the float graph it
-        approximates: ``graph``, or its equalized copy after ``cle``), which
+        approximates: ``graph``, or its equalized copy after ``cle`` / ``cle_relu``), which
         :func:`hwsim.simulate` runs on ``target``.
 
     Raises
@@ -384,10 +390,10 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     act_fmt = quant_format(profile.for_op("conv2d", a_bits).input)
 
     float_graph = graph
-    if "cle" in passes:
+    if "cle" in passes or "cle_relu" in passes:
         from hwsim.quant.cle import equalize
 
-        float_graph = equalize(graph, calib)
+        float_graph = equalize(graph, calib, relu6="relu" if "cle_relu" in passes else "keep")
     if calib is None:
         params = _zero_shot_params(float_graph, act_fmt, input_ranges)
     else:

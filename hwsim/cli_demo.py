@@ -56,27 +56,15 @@ def _written_by_demo(path: pathlib.Path) -> bool:
         return False
 
 
-def _check_output(path: pathlib.Path | None, force: bool, what: str) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(f"{path}: is a directory; give a file name for the {what} report")
-    if path.exists() and not force and not (what == "HTML" and _written_by_demo(path)):
-        raise UsageError(f"{path}: already exists; use --force to overwrite it")
-    parent = path.parent if str(path.parent) else pathlib.Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{path}: the directory {parent} does not exist")
-
-
 def _demo(args) -> int:
     import hwsim
     from hwsim import demo
     from hwsim.targets import TargetError
 
-    html = pathlib.Path(args.html)
-    json_path = pathlib.Path(args.json) if args.json else None
-    _check_output(html, args.force, "HTML")
-    _check_output(json_path, args.force, "JSON")
+    from hwsim.cli_io import check_output_file
+
+    html = check_output_file(args.html, "--html", args.force, replaceable=_written_by_demo)
+    json_path = check_output_file(args.json, "--json", args.force)
     if args.threads < 1:
         raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
     targets = args.target or hwsim.list_targets()

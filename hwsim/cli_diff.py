@@ -10,7 +10,6 @@ engines fuse QDQ groups differently (onnxruntime x86 vs the rest).
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
 from hwsim.cli import UsageError
@@ -54,12 +53,9 @@ def _diff(args) -> int:
     from hwsim.report.diff import diff_targets
     from hwsim.sim import SimulationError
 
-    json_path = pathlib.Path(args.json) if args.json else None
-    if json_path is not None:
-        if json_path.is_dir():
-            raise UsageError(f"{json_path}: is a directory; --json expects a file name")
-        if json_path.exists() and not args.force:
-            raise UsageError(f"{json_path}: already exists; use --force to overwrite it")
+    from hwsim.cli_io import check_output_file
+
+    json_path = check_output_file(args.json, "--json", args.force)
     if args.threads < 1:
         raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
     ga, gb, pa, pb, inputs, calib = _load(args)

@@ -9,13 +9,44 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 import zipfile
 
 import numpy as np
 
 from hwsim.cli import UsageError
 
-__all__ = ["read_npz", "match_inputs", "qdq_fusion", "load_targets", "load_model", "read_calibration"]
+__all__ = ["read_npz", "match_inputs", "qdq_fusion", "load_targets", "load_model", "read_calibration",
+           "check_output_file"]
+
+
+def check_output_file(path_text: str | None, flag: str, force: bool, *, replaceable=None) -> pathlib.Path | None:
+    """Refuse, before any work, an output file the user did not allow us to overwrite or that cannot be written.
+
+    ``replaceable(path) -> bool`` may allow replacing an existing file without ``--force``
+    (e.g. a report an earlier run of the same command wrote).  Missing parent
+    directories are fine if they can be created.
+    """
+    if path_text is None:
+        return None
+    path = pathlib.Path(path_text)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file name")
+    if path.exists() and not force and not (replaceable is not None and replaceable(path)):
+        raise UsageError(f"{flag} {path}: already exists; use --force to overwrite it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+    ancestor = path.parent if str(path.parent) else pathlib.Path(".")
+    while not ancestor.exists():          # the directories that would be created must sit in a writable one
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: cannot create it, {ancestor} is not a directory")
+    try:   # a real attempt: permission bits do not tell root about read-only file systems or /proc
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in directory {ancestor} ({exc.strerror})") from None
+    return path
 
 
 def read_npz(path: str, what: str) -> dict:

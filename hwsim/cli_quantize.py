@@ -11,13 +11,12 @@ the file, input or option, on bad input; an existing OUT is kept unless ``--forc
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
 import numpy as np
 
 from hwsim.cli import UsageError
-from hwsim.cli_io import load_model, load_targets, read_calibration
+from hwsim.cli_io import check_output_file, load_model, load_targets, read_calibration
 
 
 def register(sub) -> None:
@@ -60,9 +59,7 @@ def _sqnr_on(graph, q, target, calib: dict) -> dict:
 def _quantize(args) -> int:
     import hwsim
 
-    out_path = pathlib.Path(args.output)
-    if out_path.exists() and not args.force:
-        raise UsageError(f"{out_path}: already exists; use --force to overwrite it")
+    out_path = check_output_file(args.output, "-o", args.force)
     (target,) = load_targets([args.target])
     graph = load_model(args.model)
     if graph.kind != "float":

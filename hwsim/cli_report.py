@@ -11,12 +11,10 @@ existing file is kept unless ``--force``, and an unwritable path is exit 2.
 
 from __future__ import annotations
 
-import os
-import pathlib
-import tempfile
 
 from hwsim.cli import UsageError
-from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
+from hwsim.cli_io import (check_output_file, load_model, load_targets, match_inputs, qdq_fusion,
+                          read_calibration, read_npz)
 
 
 def register(sub) -> None:
@@ -35,31 +33,6 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no tables")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="kernel threads (results do not depend on it)")
     p.set_defaults(func=_report)
-
-
-def _check_output(path_text: str | None, flag: str, force: bool) -> pathlib.Path | None:
-    """Refuse, before any work, an output the user did not allow us to overwrite or that cannot be written."""
-    if path_text is None:
-        return None
-    path = pathlib.Path(path_text)
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a directory; expected a file name")
-    if path.exists() and not force:
-        raise UsageError(f"{flag} {path}: already exists; use --force to overwrite it")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{flag} {path}: not writable")
-    parent = path.parent if str(path.parent) else pathlib.Path(".")
-    ancestor = parent
-    while not ancestor.exists():          # the directories that would be created must sit in a writable one
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"{flag} {path}: cannot create it, {ancestor} is not a directory")
-    try:   # a real attempt: permission bits do not tell root about read-only file systems or /proc
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write in directory {ancestor} ({exc.strerror})") from None
-    return path
 
 
 def _labels(graph, path: str | None) -> dict | None:
@@ -101,8 +74,8 @@ def _merge(reports: list, order: list[str]):
 def _report(args) -> int:
     import hwsim
 
-    json_path = _check_output(args.json, "--json", args.force)
-    html_path = _check_output(args.html, "--html", args.force)
+    json_path = check_output_file(args.json, "--json", args.force)
+    html_path = check_output_file(args.html, "--html", args.force)
     if json_path is not None and html_path is not None and json_path.resolve() == html_path.resolve():
         raise UsageError(f"--json and --html name the same file {json_path}")
     if args.threads < 1:

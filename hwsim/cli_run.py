@@ -11,13 +11,13 @@ shape and dtype) on bad input; an existing ``-o`` file is kept unless ``--force`
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
 import numpy as np
 
 from hwsim.cli import UsageError
-from hwsim.cli_io import load_model, load_targets, match_inputs, qdq_fusion, read_calibration, read_npz
+from hwsim.cli_io import (check_output_file, load_model, load_targets, match_inputs, qdq_fusion,
+                          read_calibration, read_npz)
 
 
 def register(sub) -> None:
@@ -37,9 +37,7 @@ def _run(args) -> int:
     import hwsim
     from hwsim.sim import SimulationError
 
-    out_path = pathlib.Path(args.output)
-    if out_path.exists() and not args.force:
-        raise UsageError(f"{out_path}: already exists; use --force to overwrite it")
+    out_path = check_output_file(args.output, "-o", args.force)
     if args.threads < 1:
         raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
     (target,) = load_targets([args.target])
@@ -56,8 +54,11 @@ def _run(args) -> int:
         raise UsageError(f"{args.model}: {exc}") from None
     for note in result.deviations:
         print(f"hwsim: note: {note}", file=sys.stderr)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out_path, **result.outputs)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out_path, **result.outputs)
+    except OSError as exc:
+        raise UsageError(f"{out_path}: cannot write the outputs ({exc.strerror or exc})") from None
     shapes = ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in result.outputs.items())
     print(f"{out_path}: {shapes} ({target.name})")
     return 0

@@ -101,11 +101,12 @@ def test_demo_keeps_an_existing_user_file(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["-t", "no-such-target"], "no-such-target"),
-    (["--html", "missing-dir/r.html"], "does not exist"),
+    (["--html", "a-file/r.html"], "is not a directory"),
     (["--threads", "0"], "--threads"),
 ])
 def test_demo_bad_input_exits_2(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("a user's file, not a directory")
     assert main(["demo", "-q", "--no-sweep", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "hwsim-demo.html").exists()

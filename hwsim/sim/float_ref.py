@@ -30,14 +30,20 @@ def _clamp(y: np.ndarray, activation) -> np.ndarray:
     return np.clip(y, _F32(lo), _F32(hi)).astype(_F32)
 
 
-def im2col(x, kernel, stride, dilation, padding) -> np.ndarray:
-    """NHWC ``x`` as patches [N, OH, OW, KH, KW, C] (zero padding), the rows a convolution multiplies."""
+def im2col(x, kernel, stride, dilation, padding, pad_value=0) -> np.ndarray:
+    """NHWC ``x`` as patches [N, OH, OW, KH, KW, C] in tap order (ky, kx, ci), padding holding ``pad_value``.
+
+    Pure data movement: the float convolution multiplies these rows, and the per-group
+    integer layers feed them to the gemm kernel (pad_value = the input zero point), which
+    then visits the same taps in the same order as the conv kernel.
+    """
     n, h, wd, c = x.shape
     kh, kw = kernel
     sh, sw = stride
     dh, dw = dilation
     top, left, bottom, right = padding
-    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    xp = np.full((n, h + top + bottom, wd + left + right, c), pad_value, dtype=x.dtype)
+    xp[:, top:top + h, left:left + wd, :] = x
     oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + left + right - dw * (kw - 1) - 1) // sw + 1
     cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)

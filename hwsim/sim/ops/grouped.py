@@ -42,6 +42,7 @@ import numpy as np
 
 from hwsim import kernels
 from hwsim.sim.float_ref import dequantize_constant
+from hwsim.sim.float_ref import im2col as patches
 from hwsim.sim.ops.common import activation_bounds, flip8, per_tensor, rebias_needed
 from hwsim.sim.ops.quant import quantize_values
 
@@ -93,26 +94,11 @@ def group_bounds(k: int, group_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + group_size, k)) for s in range(0, k, group_size)]
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride, dilation, padding, pad_value: int) -> np.ndarray:
-    """Patches of NHWC ``x`` as [N * OH * OW, KH * KW * C] in tap order (ky, kx, ci); padding holds ``pad_value``.
-
-    Pure data movement (no arithmetic): the gemm kernel then visits the same taps in the
-    same order as the conv kernel.
-    """
-    n, h, w, c = x.shape
-    top, left, bottom, right = padding
-    sh, sw = stride
-    dh, dw = dilation
-    xp = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=x.dtype)
-    xp[:, top:top + h, left:left + w, :] = x
-    oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + left + right - dw * (kw - 1) - 1) // sw + 1
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    for ky in range(kh):
-        for kx in range(kw):
-            y0, x0 = ky * dh, kx * dw
-            cols[:, :, :, ky, kx, :] = xp[:, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw, :]
-    return cols.reshape(n * oh * ow, kh * kw * c), (n, oh, ow)
+def im2col(x: np.ndarray, kh: int, kw: int, stride, dilation, padding, pad_value: int) -> tuple:
+    """Patches of NHWC ``x`` as [N * OH * OW, KH * KW * C] in tap order (ky, kx, ci) and (N, OH, OW)."""
+    cols = patches(x, (kh, kw), stride, dilation, padding, pad_value)
+    n, oh, ow = cols.shape[:3]
+    return cols.reshape(n * oh * ow, kh * kw * x.shape[3]), (n, oh, ow)
 
 
 def _float_bias(node, ctx, n_out):

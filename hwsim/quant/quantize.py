@@ -47,6 +47,10 @@ PTQ_PASSES = ("cle", "cle_relu", "bias_correction", "adaround")
 #: Activation calibration methods ``hwsim.quantize`` accepts (the target-profile / CLI names).
 ACTIVATION_METHODS = ("minmax", "moving_average", "percentile", "entropy", "entropy_mxnet", "mse", "aciq",
                       "histogram")
+#: weight methods that place weights on a codebook (hwsim.quant.nonuniform); they need a target whose
+#: weights have a lookup stage, and use 2^index_bits levels (binary code: index_bits bases)
+NONUNIFORM_WEIGHT_METHODS = ("kmeans", "log", "binary")
+
 _BITS_RE = re.compile(r"^W([0-9]+)A([0-9]+)$", re.IGNORECASE)
 
 
@@ -337,7 +341,11 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
         Zero-shot only: graph input name -> (lo, hi).
     weight_method : str
         Weight scales: ``minmax`` (default) or ``mse`` (clip search per scale group,
-        :func:`hwsim.quant.quantizers.weight_params`).
+        :func:`hwsim.quant.quantizers.weight_params`); or non-uniform levels
+        (:mod:`hwsim.quant.nonuniform`): ``kmeans`` (2^index_bits centroids), ``log``
+        (0 and +-2^-k) or ``binary`` (index_bits bases +-alpha_i), per tensor or per
+        channel, for a target whose weights have a lookup stage
+        (``operands.weights.lookup: {index_bits: N}``); other targets are refused.
     kind : str
         ``Graph.kind`` of the result.
 
@@ -368,8 +376,12 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
                          f"{', '.join(ACTIVATION_METHODS)}")
     from hwsim.quant.quantizers import WEIGHT_METHODS
 
-    if weight_method not in WEIGHT_METHODS:
-        raise ValueError(f"weight_method: expected one of {', '.join(WEIGHT_METHODS)}, got {weight_method!r}")
+    if weight_method not in WEIGHT_METHODS + NONUNIFORM_WEIGHT_METHODS:
+        raise ValueError(f"weight_method: expected one of {', '.join(WEIGHT_METHODS + NONUNIFORM_WEIGHT_METHODS)}, "
+                         f"got {weight_method!r}")
+    if weight_method in NONUNIFORM_WEIGHT_METHODS and "adaround" in passes:
+        raise ValueError(f"ptq: adaround learns the rounding of uniform weights; weight_method {weight_method!r} "
+                         "places weights on a codebook")
     w_bits, a_bits = parse_bits(bits)
     a_bits = _activation_bits(profile, a_bits)
     formats = _layer_formats(graph, profile, a_bits, w_bits, granularity, overrides)
@@ -417,6 +429,18 @@ def quantize(graph: Graph, target, calibration=None, *, method: str | None = Non
     return q
 
 
+def _codebook(w, weight_method: str, index_bits: int, granularity: str, name: str):
+    """The non-uniform codebook of ``w`` with at most 2^index_bits levels (per channel or per tensor)."""
+    from hwsim.quant import nonuniform
+
+    axis = 0 if granularity == "per-channel" else None
+    if weight_method == "kmeans":
+        return nonuniform.kmeans_quantize(w, n_levels=min(1 << index_bits, w.size), axis=axis, name=name)
+    if weight_method == "log":
+        return nonuniform.log_quantize(w, bits=index_bits, axis=axis, name=name)
+    return nonuniform.binary_code_quantize(w, n_bases=index_bits, axis=axis, name=name)
+
+
 def _rewrite(float_graph: Graph, profile, act_params, act_fmt: QuantFormat, formats: dict, kind: str,
              weight_method: str) -> Graph:
     from hwsim.quant.quantizers import to_ir_weights, weight_params
@@ -425,9 +449,21 @@ def _rewrite(float_graph: Graph, profile, act_params, act_fmt: QuantFormat, form
     def layer_weights(node, op_key):
         lf = formats[node.name]
         w = float_graph.tensors[node.inputs[1]].data
+        if weight_method in NONUNIFORM_WEIGHT_METHODS:
+            index_bits = profile.for_op(op_key).weights.lookup_index_bits
+            if index_bits is None:
+                raise ValueError(f"weight_method {weight_method!r}: target {profile.name} has no weight lookup stage "
+                                 f"for {op_key} (operands.weights.lookup), so the non-uniform weights of "
+                                 f"{node.name!r} cannot run on it")
+            if lf.granularity not in ("per-tensor", "per-channel"):
+                raise ValueError(f"weight_method {weight_method!r}: codebooks are per tensor or per channel, "
+                                 f"not {lf.granularity} (layer {node.name!r})")
+            book = _codebook(w, weight_method, index_bits, lf.granularity, node.inputs[1])
+            codes, qp, lookup = to_ir_weights(w, book, lf.weights, name=node.inputs[1])
+            return codes, qp, lf.bias_bits, lookup
         p = weight_params(w, lf.weights, lf.granularity, axis=0, name=node.inputs[1], method=weight_method)
         codes, qp, _ = to_ir_weights(w, p, name=node.inputs[1])
-        return codes, qp, lf.bias_bits
+        return codes, qp, lf.bias_bits, None
 
     # 16-bit activations: add / mean stay float (the elementwise schemes are 8-bit)
     return rewrite(float_graph, profile, act_params, act_fmt.dtype, layer_weights, kind,

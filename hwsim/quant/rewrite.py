@@ -81,7 +81,7 @@ def rewrite(graph: Graph, profile, act_params: Callable[[str], QuantParams], act
         The quantisation of each float activation that becomes integer.
     act_dtype : numpy dtype
         The integer dtype of activations (uint8, int8, int16).
-    layer_weights : callable (node, op key) -> (codes, QuantParams, bias_bits)
+    layer_weights : callable (node, op key) -> (codes, QuantParams, bias_bits, WeightLookup or None)
         Quantizes one weighted node's weights (``op key`` is conv2d,
         depthwise_conv2d or fully_connected); ``bias_bits`` is the target's
         bias width for that layer.
@@ -119,9 +119,9 @@ def rewrite(graph: Graph, profile, act_params: Callable[[str], QuantParams], act
         ins = list(node.inputs)
         if node.op in WEIGHTED:
             x_q = quantized(ins[0])
-            codes, wqp, bias_bits = layer_weights(node, weight_op_key(graph, node))
+            codes, wqp, bias_bits, lookup = layer_weights(node, weight_op_key(graph, node))
             w_name = f"{ins[1]}__q"
-            tensors[w_name] = Tensor(w_name, codes.shape, codes.dtype, wqp, codes)
+            tensors[w_name] = Tensor(w_name, codes.shape, codes.dtype, wqp, codes, lookup)
             new_ins = [x_q, w_name]
             if len(ins) > 2 and ins[2]:
                 b = graph.tensors[ins[2]].data

@@ -228,6 +228,36 @@ def _unrequantized(node, ctx, op, x_t, w_t, y_t, n_out, call):
     return run
 
 
+def _kernel_input_dtype(x_t, adapt) -> np.dtype:
+    """The activation dtype the kernel sees: the model's, or the other 8-bit signedness after re-biasing."""
+    if adapt is None:
+        return np.dtype(x_t.dtype)
+    return np.dtype(np.uint8 if x_t.dtype == np.int8 else np.int8)
+
+
+def _requantized_step(node, adapt, flip_out, fast, call_kernel, flatten: bool = False):
+    """The run step of a requantised conv / fully_connected layer.
+
+    ``fast`` (a prepared layer, or None) serves untraced runs; a traced run calls
+    ``call_kernel(x, n_threads, trace)`` for the accumulators and counters.
+    ``flatten``: the input is [N, ...] flattened to [N, K] (fully_connected).
+    """
+    x_name, y_name = node.inputs[0], node.outputs[0]
+
+    def run(env, rctx):
+        x = env[x_name]
+        if flatten:
+            x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+        if adapt is not None:
+            x = adapt(x)
+        if fast is not None and not rctx.trace:
+            y = fast(x, rctx.n_threads)
+        else:
+            y = _record(rctx, node, call_kernel(x, rctx.n_threads, rctx.trace))
+        env[y_name] = flip8(y) if flip_out else y
+    return run
+
+
 def prepare_conv2d(node, ctx):
     x_t, w_t, y_t = ctx.tensor(node.inputs[0]), ctx.tensor(node.inputs[1]), ctx.tensor(node.outputs[0])
     if not _is_integer(x_t):
@@ -256,23 +286,10 @@ def prepare_conv2d(node, ctx):
     kw = dict(**geometry, x_zero_point=zx,
               w_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out), accum=spec.accum,
               requant=spec.requant, out_dtype=kdt)
-    x_name, y_name = node.inputs[0], node.outputs[0]
-    x_dtype = np.dtype(x_t.dtype) if adapt is None else np.dtype(np.uint8 if x_t.dtype == np.int8 else np.int8)
+    x_dtype = _kernel_input_dtype(x_t, adapt)
     fast = None if isinstance(spec.requant, SplitRequant) else PreparedConv2d(w, in_c=in_c, x_dtype=x_dtype, **kw)
-
-    def run(env, rctx):
-        x = env[x_name]
-        if adapt is not None:
-            x = adapt(x)
-        if fast is not None and not rctx.trace:
-            y = fast(x, rctx.n_threads)
-            env[y_name] = flip8(y) if flip_out else y
-            return
-        res = kernels.conv2d(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
-                             counters=rctx.trace)
-        y = _record(rctx, node, res)
-        env[y_name] = flip8(y) if flip_out else y
-    return run
+    return _requantized_step(node, adapt, flip_out, fast, lambda x, n, tr: kernels.conv2d(
+        x, w, **kw, n_threads=n, return_accumulators=tr, counters=tr))
 
 
 def prepare_fully_connected(node, ctx):
@@ -297,24 +314,10 @@ def prepare_fully_connected(node, ctx):
     adapt, zx = _input_adapter(x_t, sem)
     kw = dict(a_zero_point=zx, b_zero_point=_weight_zero_points(w_t, n_out), bias=_bias(node, ctx, n_out),
               accum=spec.accum, requant=spec.requant, out_dtype=kdt)
-    x_name, y_name = node.inputs[0], node.outputs[0]
-    x_dtype = np.dtype(x_t.dtype) if adapt is None else np.dtype(np.uint8 if x_t.dtype == np.int8 else np.int8)
+    x_dtype = _kernel_input_dtype(x_t, adapt)
     fast = None if isinstance(spec.requant, SplitRequant) else PreparedGemm(w, a_dtype=x_dtype, **kw)
-
-    def run(env, rctx):
-        x = env[x_name]
-        x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
-        if adapt is not None:
-            x = adapt(x)
-        if fast is not None and not rctx.trace:
-            y = fast(x, rctx.n_threads)
-            env[y_name] = flip8(y) if flip_out else y
-            return
-        res = kernels.gemm(x, w, **kw, n_threads=rctx.n_threads, return_accumulators=rctx.trace,
-                           counters=rctx.trace)
-        y = _record(rctx, node, res)
-        env[y_name] = flip8(y) if flip_out else y
-    return run
+    return _requantized_step(node, adapt, flip_out, fast, lambda x, n, tr: kernels.gemm(
+        x, w, **kw, n_threads=n, return_accumulators=tr, counters=tr), flatten=True)
 
 
 def prepare_matmul(node, ctx):

@@ -194,18 +194,22 @@ def _add_sub_params(s1: np.float32, s2: np.float32, so: np.float32, left_shift: 
             _smaller_than_one(ro, "output multiplier"))
 
 
-def _add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.ndarray:
+def _binary_operands(a, a_qp, b, b_qp, y_qp, out_dtype):
+    """Checked operands of a two-input int8 op: (out dtype, a, b broadcast as int64, (s, z) of a, b and y)."""
     dt = _out_dtype(out_dtype)
-    s1, z1 = _qp(a_qp, "a_qp")
-    s2, z2 = _qp(b_qp, "b_qp")
-    so, zo = _qp(y_qp, "y_qp")
+    params = [_qp(qp, name) for qp, name in ((a_qp, "a_qp"), (b_qp, "b_qp"), (y_qp, "y_qp"))]
     a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
-    for zp, name in ((z1, "a_qp"), (z2, "b_qp"), (zo, "y_qp")):
+    for (_, zp), name in zip(params, ("a_qp", "b_qp", "y_qp")):
         _check_zero_point(zp, dt, name)
     try:
         a64, b64 = np.broadcast_arrays(a64, b64)
     except ValueError:
         raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+    return (dt, a64, b64, *params)
+
+
+def _add_sub(a, a_qp, b, b_qp, y_qp, out_dtype, activation, sign: int) -> np.ndarray:
+    dt, a64, b64, (s1, z1), (s2, z2), (so, zo) = _binary_operands(a, a_qp, b, b_qp, y_qp, out_dtype)
     left_shift = 20                                     # TFLite's 8-bit path
     (m1, e1), (m2, e2), (mo, eo) = _add_sub_params(s1, s2, so, left_shift)
     x1 = gl.mul_by_quantized_multiplier(gl.wrap32((a64 - z1) << left_shift), m1, e1)
@@ -262,17 +266,7 @@ def tflite_fixed_point_mul(a, a_qp, b, b_qp, y_qp, out_dtype=np.int8, activation
     The real multiplier is float32 arithmetic in LiteRT (mul.cc multiplies the
     float scales) and double in TFLM (mul_common.cc), hence ``engine``.
     """
-    dt = _out_dtype(out_dtype)
-    s1, z1 = _qp(a_qp, "a_qp")
-    s2, z2 = _qp(b_qp, "b_qp")
-    so, zo = _qp(y_qp, "y_qp")
-    a64, b64 = _int_array(a, "a", np.dtype(np.int8)), _int_array(b, "b", np.dtype(np.int8))
-    for zp, name in ((z1, "a_qp"), (z2, "b_qp"), (zo, "y_qp")):
-        _check_zero_point(zp, dt, name)
-    try:
-        a64, b64 = np.broadcast_arrays(a64, b64)
-    except ValueError:
-        raise ValueError(f"a, b: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+    dt, a64, b64, (s1, z1), (s2, z2), (so, zo) = _binary_operands(a, a_qp, b, b_qp, y_qp, out_dtype)
     if _engine(engine) == "tflm":
         real = float(s1) * float(s2) / float(so)
     else:

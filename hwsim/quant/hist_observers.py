@@ -34,7 +34,29 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-class PercentileObserver(Observer):
+class _HistogramBased(Observer):
+    """An observer whose whole state is ``self.hist``, one of the streaming histograms."""
+
+    hist: AbsHistogram | SignedHistogram | RangeHistogram
+
+    def _update(self, x: np.ndarray) -> None:
+        self.hist.add(x)
+
+
+class _BinnedRange(_HistogramBased):
+    """A range chosen from an |x| or signed histogram, which has no bins while it has seen only zeros."""
+
+    def _compute_range(self) -> tuple[float, float]:
+        h = self.hist
+        if h.hist is None:                         # only zeros (or subnormal values) so far
+            return float(h.min_val), float(h.max_val)
+        return self._range_from(h)
+
+    def _range_from(self, h) -> tuple[float, float]:
+        raise NotImplementedError
+
+
+class PercentileObserver(_BinnedRange):
     """onnxruntime's ``compute_percentile``: cut the histogram where its CDF reaches ``percentile``.
 
     Symmetric formats (or ``symmetric=True``) histogram |x| (starting at the first batch's min|x|, as
@@ -57,13 +79,7 @@ class PercentileObserver(Observer):
         bins = _positive_int("percentile observer: num_bins", num_bins)
         self.hist = AbsHistogram(bins) if self.symmetric else SignedHistogram(bins)
 
-    def _update(self, x: np.ndarray) -> None:
-        self.hist.add(x)
-
-    def _compute_range(self) -> tuple[float, float]:
-        h = self.hist
-        if h.hist is None:                         # only zeros so far
-            return float(h.min_val), float(h.max_val)
+    def _range_from(self, h) -> tuple[float, float]:
         cdf = np.cumsum(h.hist / h.hist.sum())
         if self.symmetric:
             t = h.edges[np.searchsorted(cdf, self.percentile / 100.0)]
@@ -75,7 +91,7 @@ class PercentileObserver(Observer):
         return _clip_to_seen(lo, hi, h.min_val, h.max_val)
 
 
-class EntropyObserver(Observer):
+class EntropyObserver(_BinnedRange):
     """TensorRT-style KL calibration (pytorch-quantization flavour), see :func:`~hwsim.quant.kl.kl_amax_tensorrt`.
 
     A ``num_bins`` histogram of |x| from 0; candidates from ``start_bin`` bins; ``num_levels``
@@ -93,13 +109,7 @@ class EntropyObserver(Observer):
         self.start_bin = _positive_int("entropy observer: start_bin", start_bin)
         self.num_levels = None if num_levels is None else _positive_int("entropy observer: num_levels", num_levels)
 
-    def _update(self, x: np.ndarray) -> None:
-        self.hist.add(x)
-
-    def _compute_range(self) -> tuple[float, float]:
-        h = self.hist
-        if h.hist is None:                        # only zeros (or subnormal values) so far
-            return float(h.min_val), float(h.max_val)
+    def _range_from(self, h) -> tuple[float, float]:
         levels = self.num_levels
         if levels is None:
             one_sided = not self.fmt.symmetric and h.min_val >= 0
@@ -108,7 +118,7 @@ class EntropyObserver(Observer):
         return _clip_to_seen(-amax, amax, h.min_val, h.max_val)
 
 
-class EntropyMxnetObserver(Observer):
+class EntropyMxnetObserver(_BinnedRange):
     """MXNet / onnxruntime KL calibration, see :func:`~hwsim.quant.kl.kl_range_mxnet`.
 
     A signed histogram over [-max|x|, max|x|] of ``num_bins`` bins; ``num_quantized_bins`` levels
@@ -125,18 +135,12 @@ class EntropyMxnetObserver(Observer):
         nq = (1 << fmt.bits) - 1 if num_quantized_bins is None else num_quantized_bins
         self.num_quantized_bins = _positive_int("entropy_mxnet observer: num_quantized_bins", nq)
 
-    def _update(self, x: np.ndarray) -> None:
-        self.hist.add(x)
-
-    def _compute_range(self) -> tuple[float, float]:
-        h = self.hist
-        if h.hist is None:                        # only zeros so far
-            return float(h.min_val), float(h.max_val)
+    def _range_from(self, h) -> tuple[float, float]:
         lo, hi = kl_range_mxnet(h.hist, h.edges, self.num_quantized_bins)
         return _clip_to_seen(lo, hi, h.min_val, h.max_val)
 
 
-class MseObserver(Observer):
+class MseObserver(_HistogramBased):
     """OMSE-style search: the clipping range whose fake quantization has the least squared error.
 
     The data is kept as a :class:`~hwsim.quant.histogram.RangeHistogram` of ``num_bins`` bins over
@@ -154,9 +158,6 @@ class MseObserver(Observer):
         super().__init__(fmt)
         self.hist = RangeHistogram(_positive_int("mse observer: num_bins", num_bins))
         self.start_bin = _positive_int("mse observer: start_bin", start_bin)
-
-    def _update(self, x: np.ndarray) -> None:
-        self.hist.add(x)
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist
@@ -185,7 +186,7 @@ class MseObserver(Observer):
         return _clip_to_seen(best * lo, best * hi, h.seen_min, h.seen_max)
 
 
-class HistogramObserver(Observer):
+class HistogramObserver(_HistogramBased):
     """PyTorch's HistogramObserver: ``bins`` = 2048, ``upsample_rate`` = 128, L2 search into 2^bits levels.
 
     See :mod:`hwsim.quant.l2_search`.  Like PyTorch, the level count ignores restricted range.
@@ -197,9 +198,6 @@ class HistogramObserver(Observer):
         super().__init__(fmt)
         self.hist = RangeHistogram(_positive_int("histogram observer: bins", bins),
                                    _positive_int("histogram observer: upsample_rate", upsample_rate))
-
-    def _update(self, x: np.ndarray) -> None:
-        self.hist.add(x)
 
     def _compute_range(self) -> tuple[float, float]:
         h = self.hist

@@ -15,7 +15,7 @@ from html import escape
 import numpy as np
 
 from hwsim.report import svg
-from hwsim.report.render_terminal import fmt_db, fmt_share
+from hwsim.report.render_terminal import fmt_count, fmt_db, fmt_share
 
 __all__ = ["render_html"]
 
@@ -192,14 +192,6 @@ def _events_fill(peak: int):
     return fill
 
 
-def _short(n: int) -> str:
-    for div, unit in ((1_000_000, "M"), (1_000, "k")):
-        if n >= div:
-            v = n / div
-            return f"{v:.1f}{unit}" if v < 10 else f"{v:.0f}{unit}"
-    return str(n)
-
-
 def _headroom_fill(v) -> str:
     needed, bits = v
     margin = bits - needed
@@ -247,7 +239,7 @@ def _overflow_section(report) -> str:
                 f"{a.min_safe_bits} bits of {a.bits}; largest |acc| seen {a.max_abs_acc:,} "
                 f"({a.headroom_bits} bits to spare); k = {a.k}")
 
-    ev_map = svg.heatmap(labels, targets, events, fill=_events_fill(peak), text=_short, tip=ev_tip, cell_w=78)
+    ev_map = svg.heatmap(labels, targets, events, fill=_events_fill(peak), text=fmt_count, tip=ev_tip, cell_w=78)
     hr_map = svg.heatmap(labels, targets, headroom, fill=_headroom_fill, text=lambda v: f"{v[0]}/{v[1]}",
                          tip=hr_tip, cell_w=78)
     clip = [[None if (l := report.targets[t].find_layer(n)) is None else l.metrics.clip_share for t in targets]

@@ -161,12 +161,12 @@ def _acc_cell(layer) -> str | None:
     text = f"{acc.min_safe_bits}/{acc.bits}"
     style = "red" if acc.min_safe_bits > acc.bits else ""
     if acc.mac_events:
-        text += f" ({_short(acc.mac_events)})"
+        text += f" ({fmt_count(acc.mac_events)})"
         style = "bold red"
     return _styled(text, style)
 
 
-def _short(n: int) -> str:
+def fmt_count(n: int) -> str:
     """A count in at most 4 characters: 898, 6.2k, 12k, 3.1M."""
     for div, unit in ((1_000_000, "M"), (1_000, "k")):
         if n >= div:
